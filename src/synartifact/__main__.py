@@ -1,0 +1,5 @@
+import sys
+
+from synartifact.cli import main
+
+sys.exit(main())
