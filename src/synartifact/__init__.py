@@ -1,3 +1,34 @@
-"""synartifact: find and fix artifacts in AI-generated images (SynArtifact, arXiv 2402.18068)."""
+"""synartifact: find and fix artifacts in AI-generated images (SynArtifact, arXiv 2402.18068).
+
+The public objects are exported lazily (PEP 562), so that ``import synartifact`` stays light: torch and
+transformers load only when ``ArtifactClassifier`` (or another heavy object) is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+# public name -> module that defines it; other stages add their objects here.
+_LAZY: dict[str, str] = {
+    "ArtifactClassifier": "synartifact.classifier",
+    "ArtifactReport": "synartifact.report",
+    "Artifact": "synartifact.report",
+    "ArtifactReward": "synartifact.reward",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'synartifact' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -81,7 +81,7 @@ _ALIASES = {
 
 def normalize_name(name: str) -> str:
     """Lower-case a kind's spelling and reduce punctuation and separators to single spaces."""
-    text = re.sub(r"[^a-z0-9]+", " ", str(name).lower()).strip()
+    text = re.sub(r"[^a-z0-9]+", " ", str(name).lower().replace("&", " and ")).strip()
     return text.replace("deformated", "deformed").replace("colour", "color")
 
 

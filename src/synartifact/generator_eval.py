@@ -1,0 +1,463 @@
+"""Compare a base and a refined (DDPO LoRA) generator by the artifact classifier's reward.
+
+``synartifact evaluate-generator --base DIR_OR_ID [--lora DIR] --classifier DIR_OR_ID --prompts FILE_OR_DATASET
+--seeds 0 1 2 --out DIR``: the same prompts and the same seeds (one ``torch.Generator`` per image, seeded from the
+seed and the prompt's position) through the base pipeline and through base + ``load_lora_weights(lora)``; per
+generator the mean reward, the rate of each artifact kind, the mean reward of each seed and their spread (sample
+standard deviation of the per-seed means); the difference refined - base with the spread of the per-seed
+differences. Writes ``DIR/metrics.json``, ``DIR/report.md`` and ``DIR/before_after.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synartifact.taxonomy import SLUGS
+
+__all__ = [
+    "DEFAULT_PROMPTS",
+    "load_prompts",
+    "sample_images",
+    "score_generator",
+    "evaluate_generator",
+    "add_cli",
+    "save_image_grid",
+]
+
+logger = logging.getLogger(__name__)
+
+# Used when no prompt source is given and the SynArtifact dataset folder is not there either.
+DEFAULT_PROMPTS: tuple[str, ...] = (
+    "a portrait photo of a smiling woman",
+    "a man holding a tennis racket",
+    "a street sign with a shop name",
+    "a red car parked by a wooden house",
+    "a close-up of a hand holding a cup of coffee",
+    "a cat sitting on a sofa in warm evening light",
+    "an astronaut standing next to a rocket",
+    "a bowl of fruit on a kitchen table",
+    "two children playing football in a park",
+    "a motorcycle on a mountain road at sunset",
+    "a dog running on the beach",
+    "a bookshelf full of old books",
+)
+DEFAULT_PROMPT_DATASET = "outputs/demo/dataset"
+
+
+def load_prompts(source: str | None, split: str = "train", max_prompts: int | None = None) -> list[str]:
+    """Distinct non-empty prompts from a text file (one a line), a dataset folder or Hub id with a ``prompt`` column.
+
+    ``None`` reads SynArtifact's own prompts from ``outputs/demo/dataset`` when it exists, else
+    :data:`DEFAULT_PROMPTS`. A dataset without the split falls back to its first split.
+    """
+    if source is None:
+        if Path(DEFAULT_PROMPT_DATASET).is_dir():
+            source = DEFAULT_PROMPT_DATASET
+        else:
+            logger.warning("No prompt source and no %s: using the built-in prompts.", DEFAULT_PROMPT_DATASET)
+            return list(DEFAULT_PROMPTS)[:max_prompts]
+    path = Path(source)
+    if path.is_file():
+        if path.suffix in (".parquet", ".json", ".jsonl", ".csv"):
+            import datasets
+
+            kind = {".jsonl": "json"}.get(path.suffix, path.suffix[1:])
+            column = datasets.load_dataset(kind, data_files=str(path), split="train")
+            prompts = _prompt_column(column, str(path))
+        else:
+            prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    else:
+        if not path.exists() and ("/" not in source or source.startswith((".", "/")) or source.count("/") > 1):
+            raise FileNotFoundError(
+                f"Prompt source {source!r} does not exist: give a text file (one prompt a line), a dataset folder "
+                "or a Hub dataset id with a 'prompt' column."
+            )
+        try:
+            from synartifact.data import load_artifact_dataset
+
+            data = load_artifact_dataset(source)
+        except ImportError:
+            import datasets
+
+            data = datasets.load_dataset(source)
+        if hasattr(data, "keys"):
+            if split not in data:
+                fallback = next(iter(data.keys()))
+                logger.warning("Dataset %s has no split %r: reading prompts from %r.", source, split, fallback)
+                split = fallback
+            data = data[split]
+        prompts = _prompt_column(data, source)
+    seen: dict[str, None] = {}
+    for prompt in prompts:
+        prompt = " ".join(str(prompt or "").split())
+        if prompt:
+            seen.setdefault(prompt, None)
+    result = list(seen)
+    if not result:
+        logger.warning("Prompt source %s holds no non-empty prompt: using the built-in prompts.", source)
+        result = list(DEFAULT_PROMPTS)
+    return result[:max_prompts] if max_prompts else result
+
+
+def _prompt_column(data: Any, where: str) -> list[str]:
+    if "prompt" not in data.column_names:
+        raise ValueError(f"Dataset {where} has no 'prompt' column (columns: {', '.join(data.column_names)}).")
+    return list(data["prompt"])
+
+
+def _to_device_pipeline(pipe: Any, device: str | None) -> Any:
+    import torch
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def sample_images(
+    pipe: Any,
+    prompts: Sequence[str],
+    seed: int,
+    num_inference_steps: int = 20,
+    guidance_scale: float = 5.0,
+    eta: float = 1.0,
+    batch_size: int = 8,
+) -> list:
+    """One PIL image per prompt; image ``i`` uses a CPU generator seeded with ``seed * 100003 + i`` (batch-independent)."""
+    import torch
+
+    images = []
+    for start in range(0, len(prompts), batch_size):
+        chunk = list(prompts[start : start + batch_size])
+        generators = [torch.Generator("cpu").manual_seed(seed * 100003 + start + i) for i in range(len(chunk))]
+        with torch.no_grad():
+            out = pipe(
+                chunk,
+                num_inference_steps=num_inference_steps,
+                guidance_scale=guidance_scale,
+                eta=eta,
+                generator=generators,
+                output_type="pil",
+            )
+        images += list(out.images)
+    return images
+
+
+def score_generator(
+    pipe: Any,
+    reward: Any,
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    num_inference_steps: int = 20,
+    guidance_scale: float = 5.0,
+    eta: float = 1.0,
+) -> tuple[dict, dict[int, list]]:
+    """Mean reward, per-kind rate, per-seed means and their spread for one pipeline; also the images per seed."""
+    rewards_all, per_seed, images_by_seed, counts, unparsable = [], [], {}, dict.fromkeys(SLUGS, 0), 0
+    for seed in seeds:
+        images = sample_images(pipe, prompts, seed, num_inference_steps, guidance_scale, eta)
+        details = reward.details(images)
+        values = [d["reward"] for d in details]
+        for d in details:
+            for kind in d["kinds"]:
+                counts[kind] += 1
+            unparsable += int(d["unparsable"])
+        rewards_all += values
+        per_seed.append(float(np.mean(values)))
+        images_by_seed[int(seed)] = list(zip(images, values))
+    n = max(1, len(rewards_all))
+    stats = {
+        "mean_reward": float(np.mean(rewards_all)) if rewards_all else float("nan"),
+        "per_kind_rate": {k: v / n for k, v in counts.items()},
+        "per_seed_mean": per_seed,
+        "std": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0,
+        "num_images": len(rewards_all),
+        "unparsable_rate": unparsable / n,
+    }
+    return stats, images_by_seed
+
+
+def save_image_grid(
+    rows: Sequence[tuple[str, Sequence[tuple[Any, float]]]], path: Path | str, titles: Sequence[str] | None = None
+) -> Path:
+    """A PNG grid: one row per ``(label, [(PIL image, reward), ...])``, each image captioned with its reward."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ncols = max(1, max(len(items) for _, items in rows))
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(1.6 * ncols + 1, 1.8 * len(rows)), squeeze=False)
+    for r, (label, items) in enumerate(rows):
+        for c in range(ncols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(items):
+                image, value = items[c]
+                ax.imshow(image)
+                ax.set_xlabel(f"reward {value:.2f}", fontsize=7)
+                if r == 0 and titles is not None and c < len(titles):
+                    ax.set_title(titles[c][:28], fontsize=6)
+            else:
+                ax.axis("off")
+        axes[r][0].set_ylabel(label, fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _delta(base: dict, refined: dict) -> dict:
+    per_seed = [b - a for a, b in zip(base["per_seed_mean"], refined["per_seed_mean"])]
+    return {
+        "mean_reward": refined["mean_reward"] - base["mean_reward"],
+        "per_kind_rate": {k: refined["per_kind_rate"][k] - base["per_kind_rate"][k] for k in SLUGS},
+        "per_seed_mean": per_seed,
+        "std": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0,
+    }
+
+
+def _report_md(metrics: dict) -> str:
+    lines = [
+        "# Generator evaluation: base vs refined",
+        "",
+        f"- base: `{metrics['config']['base']}`",
+        f"- LoRA: `{metrics['config']['lora']}`",
+        f"- classifier: `{metrics['config']['classifier']}` (reward mode `{metrics['config']['reward_mode']}`)",
+        f"- {metrics['config']['num_prompts']} prompts x seeds {metrics['config']['seeds']}, "
+        f"{metrics['config']['num_inference_steps']} steps, guidance {metrics['config']['guidance_scale']}",
+        "",
+        "Reward = 1 - weighted share of artifact kinds the classifier finds (1: none found). Spread: sample "
+        "standard deviation of the per-seed mean rewards.",
+        "",
+        "| generator | mean reward | std over seeds | per-seed means |",
+        "|---|---|---|---|",
+    ]
+    for key in ("base", "refined", "delta"):
+        if key in metrics:
+            part = metrics[key]
+            seeds = ", ".join(f"{v:.3f}" for v in part["per_seed_mean"])
+            lines.append(f"| {key} | {part['mean_reward']:.3f} | {part['std']:.3f} | {seeds} |")
+    if "delta" in metrics:
+        d = metrics["delta"]
+        spread = max(metrics["base"]["std"], metrics["refined"]["std"])
+        verdict = "exceeds" if d["mean_reward"] > 2 * spread else "does not exceed"
+        lines += [
+            "",
+            f"The reward gain {d['mean_reward']:+.3f} {verdict} twice the larger seed spread ({2 * spread:.3f}).",
+            "",
+        ]
+    lines += ["", "| kind | base rate | refined rate | difference |", "|---|---|---|---|"]
+    for slug in SLUGS:
+        base = metrics["base"]["per_kind_rate"][slug]
+        if "refined" in metrics:
+            ref = metrics["refined"]["per_kind_rate"][slug]
+            lines.append(f"| {slug} | {base:.3f} | {ref:.3f} | {ref - base:+.3f} |")
+        else:
+            lines.append(f"| {slug} | {base:.3f} | | |")
+    lines += ["", "![before and after](before_after.png)", ""]
+    return "\n".join(lines)
+
+
+def _sampler_settings(lora: str | None, steps: int | None, guidance: float | None, eta: float | None) -> tuple:
+    """Unset sampler settings come from the DDPO run that wrote ``lora`` (its ``ddpo_summary.json``), else 20/5.0/1.0."""
+    trained = {}
+    summary = Path(lora) / "ddpo_summary.json" if lora else None
+    if summary is not None and summary.is_file():
+        trained = json.loads(summary.read_text()).get("ddpo_config", {})
+    steps = steps if steps is not None else int(trained.get("sample_num_steps", 20))
+    guidance = guidance if guidance is not None else float(trained.get("sample_guidance_scale", 5.0))
+    eta = eta if eta is not None else float(trained.get("sample_eta", 1.0))
+    return steps, guidance, eta
+
+
+def evaluate_generator(
+    base: str,
+    classifier: Any,
+    prompts: str | Sequence[str] | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
+    out: str | Path = "outputs/generator-eval",
+    lora: str | None = None,
+    num_inference_steps: int | None = None,
+    guidance_scale: float | None = None,
+    eta: float | None = None,
+    num_prompts: int | None = 8,
+    prompt_split: str = "test",
+    reward_mode: str = "score",
+    reward_weights: Any = None,
+    reward_soft: bool = False,
+    reward_constrained: bool = False,
+    overwrite: bool = False,
+    device: str | None = None,
+) -> dict:
+    """Base vs refined generator on the same prompts and seeds; writes metrics.json, report.md, before_after.png.
+
+    ``classifier`` is a folder/Hub id, an ``ArtifactClassifier`` or an ``ArtifactReward``. Returns the metrics dict
+    ``{"base": {...}, "refined": {...}, "delta": {...}, "config": {...}}`` (no refined/delta without ``lora``).
+    """
+    from diffusers import StableDiffusionPipeline
+
+    from synartifact.reward import ArtifactReward
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists: pass overwrite=True (--overwrite) to replace it.")
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one seed, e.g. --seeds 0 1 2.")
+    if lora is not None and not (Path(lora) / "pytorch_lora_weights.safetensors").is_file() and Path(lora).exists():
+        raise FileNotFoundError(
+            f"{lora} holds no pytorch_lora_weights.safetensors: is it a `synartifact ddpo` output?"
+        )
+    num_inference_steps, guidance_scale, eta = _sampler_settings(lora, num_inference_steps, guidance_scale, eta)
+    prompt_list = list(prompts) if isinstance(prompts, (list, tuple)) else load_prompts(prompts, prompt_split)
+    prompt_list = prompt_list[:num_prompts] if num_prompts else prompt_list
+    reward = (
+        classifier
+        if isinstance(classifier, ArtifactReward)
+        else ArtifactReward(
+            classifier,
+            mode=reward_mode,
+            weights=reward_weights,
+            soft=reward_soft,
+            constrained=reward_constrained,
+            device=device,
+        )
+    )
+
+    pipe = _to_device_pipeline(StableDiffusionPipeline.from_pretrained(base, safety_checker=None), device)
+    metrics: dict = {}
+    metrics["base"], base_images = score_generator(
+        pipe, reward, prompt_list, seeds, num_inference_steps, guidance_scale, eta
+    )
+    rows = [("base", base_images[int(seeds[0])])]
+    if lora is not None:
+        pipe.load_lora_weights(lora, weight_name="pytorch_lora_weights.safetensors")
+        metrics["refined"], refined_images = score_generator(
+            pipe, reward, prompt_list, seeds, num_inference_steps, guidance_scale, eta
+        )
+        metrics["delta"] = _delta(metrics["base"], metrics["refined"])
+        rows.append(("refined", refined_images[int(seeds[0])]))
+    metrics["config"] = {
+        "base": str(base),
+        "lora": str(lora) if lora else None,
+        "classifier": str(getattr(classifier, "name_or_path", classifier))
+        if not isinstance(classifier, ArtifactReward)
+        else "ArtifactReward",
+        "reward_mode": reward.mode,
+        "weights": reward.weights,
+        "seeds": [int(s) for s in seeds],
+        "num_prompts": len(prompt_list),
+        "num_inference_steps": num_inference_steps,
+        "guidance_scale": guidance_scale,
+        "eta": eta,
+        "prompts": prompt_list,
+    }
+    for part in ("base", "refined", "delta"):
+        if part in metrics and not math.isfinite(metrics[part]["mean_reward"]):
+            raise RuntimeError(f"The {part} mean reward is not finite: check the classifier at {classifier}.")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-", dir=out.parent))
+    try:
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        save_image_grid(rows, tmp / "before_after.png", titles=prompt_list)
+        (tmp / "report.md").write_text(_report_md(metrics))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return metrics
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``synartifact evaluate-generator``."""
+    p = subparsers.add_parser(
+        "evaluate-generator",
+        help="compare a base and a refined generator by the classifier's reward",
+        description="Same prompts, same seeds through the base pipeline and base + LoRA: mean reward, artifact "
+        "rate per kind, their difference with a spread over seeds, a before/after grid. Writes DIR/metrics.json, "
+        "DIR/report.md and DIR/before_after.png.",
+    )
+    p.add_argument("--base", required=True, help="base Stable Diffusion pipeline: folder or Hub id")
+    p.add_argument(
+        "--lora", default=None, help="folder with pytorch_lora_weights.safetensors (a `synartifact ddpo` output)"
+    )
+    p.add_argument("--classifier", required=True, help="artifact classifier folder or Hub id")
+    p.add_argument(
+        "--prompts",
+        default=None,
+        help="text file (one prompt a line) or dataset folder/Hub id with a "
+        "'prompt' column (default: outputs/demo/dataset, else built-in prompts)",
+    )
+    p.add_argument("--prompt-split", default="test", help="dataset split to read prompts from (default: test)")
+    p.add_argument("--num-prompts", type=int, default=8, help="number of prompts (default: 8)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--num-inference-steps",
+        type=int,
+        default=None,
+        help="sampler steps (default: the DDPO run's, from --lora's ddpo_summary.json, else 20)",
+    )
+    p.add_argument(
+        "--guidance-scale",
+        type=float,
+        default=None,
+        help="classifier-free guidance (default: the DDPO run's, else 5.0)",
+    )
+    p.add_argument("--eta", type=float, default=None, help="DDIM eta (default: the DDPO run's, else 1.0)")
+    p.add_argument("--reward-mode", default="score", choices=["score", "generate"], help="how the classifier is read")
+    p.add_argument("--reward-weights", default=None, help="per-kind weights, e.g. 'awkward_facial_expression=2'")
+    p.add_argument("--reward-soft", action="store_true", help="score mode: kind probabilities in the reward")
+    p.add_argument(
+        "--reward-constrained",
+        action="store_true",
+        help="score mode: constrained decoding (no answer counts as unparsable)",
+    )
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+
+    def run(args: argparse.Namespace) -> int:
+        metrics = evaluate_generator(
+            base=args.base,
+            lora=args.lora,
+            classifier=args.classifier,
+            prompts=args.prompts,
+            seeds=args.seeds,
+            out=args.out,
+            num_inference_steps=args.num_inference_steps,
+            guidance_scale=args.guidance_scale,
+            eta=args.eta,
+            num_prompts=args.num_prompts,
+            prompt_split=args.prompt_split,
+            reward_mode=args.reward_mode,
+            reward_weights=args.reward_weights,
+            reward_soft=args.reward_soft,
+            reward_constrained=args.reward_constrained,
+            overwrite=args.overwrite,
+            device=args.device,
+        )
+        for key in ("base", "refined", "delta"):
+            if key in metrics:
+                print(
+                    f"{key}: mean reward {metrics[key]['mean_reward']:.4f} (std over seeds {metrics[key]['std']:.4f})"
+                )
+        print(f"wrote {Path(args.out) / 'report.md'}")
+        return 0
+
+    p.set_defaults(func=run)
+    return p

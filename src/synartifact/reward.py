@@ -1,0 +1,391 @@
+"""The artifact classifier as a reward for RL fine-tuning of a generator (the paper's RLAIF step).
+
+``reward = 1 - sum(weight[k] for k in found) / sum(weights)`` (``shared/PAPER.md``): 1 for an image the
+classifier finds clean, lower the more (and the heavier) artifacts it finds. Weights are per kind (slug, name,
+letter-free loose spelling or index; a weight of 0 ignores a kind); kinds not given keep weight 1.
+
+Two modes:
+
+- ``generate``: the classifier decodes its answer (greedy) and :func:`synartifact.prompts.parse_answer` reads it.
+  An answer with neither a kind nor ``None`` is *unparsable*: it gets ``unparsable_reward`` and is counted.
+- ``score``: no free decoding. The answer format puts one line per kind, in taxonomy order, each starting with
+  its option letter (or ``None``), so the only decisions are the line heads. One batched forward pass over the
+  prompt gives the distribution of the first answer token; the option letters (and ``None``) are compared there.
+  When a kind is chosen, its whole line (``"B) Awkward Facial Expression\\n"``) is teacher-forced in one more
+  forward pass over the KV cache, which reads both "does the answer end here" and the next line's letter
+  (only letters after the previous one: taxonomy order). So a batch costs 1 + (number of kinds found) forward
+  passes instead of one per answer token, and the label set equals greedy decoding's whenever the model follows
+  its format. ``soft=True`` turns the chosen kinds into probabilities: ``p(kind)`` is the largest renormalized
+  probability the kind's letter got at any decision, and the reward uses ``p`` in place of 0/1 (a smoother
+  signal for RL). When the most probable token over the whole vocabulary at a decision is none of the allowed
+  ones, the answer would not have parsed: it is counted as unparsable, as in ``generate`` -- unless
+  ``constrained=True``, which compares only the allowed tokens (constrained decoding: every answer is read; useful
+  for a zero-shot classifier that does not follow the format, and for smoke tests on untrained models).
+
+Both modes run under ``torch.no_grad`` in batches and always return finite rewards: images with NaN/inf pixels
+are cleaned (``nan_to_num``) and NaN rewards are replaced by ``unparsable_reward``; ``info`` counts both.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from synartifact.taxonomy import KINDS, SLUGS, get_kind
+
+__all__ = ["ArtifactReward", "REWARD_MODES", "parse_weights", "images_to_pil", "reward_from_kinds"]
+
+REWARD_MODES: tuple[str, ...] = ("score", "generate")
+
+
+def parse_weights(weights: Mapping[str | int, float] | str | None) -> dict[str, float]:
+    """Per-kind weights as ``{slug: weight}`` for all 13 kinds (default 1) from a dict or ``"face=2,blur=0"``."""
+    table = {slug: 1.0 for slug in SLUGS}
+    if weights is None or weights == "" or weights == {}:
+        return table
+    if isinstance(weights, str):
+        items = []
+        for part in weights.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if "=" not in part and ":" not in part:
+                raise ValueError(f"Reward weight {part!r} is not KIND=WEIGHT (e.g. 'awkward_facial_expression=2').")
+            key, value = part.replace(":", "=", 1).split("=", 1)
+            items.append((key.strip(), value.strip()))
+    elif isinstance(weights, Mapping):
+        items = list(weights.items())
+    else:
+        raise ValueError(f"Reward weights must be a dict or a 'kind=weight,...' string, not {type(weights).__name__}.")
+    for key, value in items:
+        slug = get_kind(int(key) if isinstance(key, str) and key.isdigit() else key).slug
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"Reward weight for {key!r} must be a number, got {value!r}.") from None
+        if not math.isfinite(number) or number < 0:
+            raise ValueError(f"Reward weight for {key!r} must be a finite number >= 0, got {value!r}.")
+        table[slug] = number
+    if sum(table.values()) <= 0:
+        raise ValueError("Reward weights sum to 0: at least one kind needs a positive weight.")
+    return table
+
+
+def reward_from_kinds(found: Mapping[str, float] | set[str] | Sequence[str], weights: Mapping[str, float]) -> float:
+    """``1 - sum(weight[k] * p[k]) / sum(weights)``; ``found`` is a set of slugs (p=1) or ``{slug: p}``."""
+    presence = dict(found) if isinstance(found, Mapping) else {k: 1.0 for k in found}
+    total = sum(weights.values())
+    return float(1.0 - sum(weights[k] * float(p) for k, p in presence.items()) / total)
+
+
+def images_to_pil(images: Any) -> tuple[list[Image.Image], int]:
+    """Images as RGB PIL images, and how many had NaN/inf pixels (cleaned).
+
+    Accepts a float tensor in [0, 1] (NCHW or NHWC, as DDPO's ``output_type="pt"`` pipeline hands them), a uint8
+    tensor, a list of PIL images, of CHW/HWC tensors or of numpy arrays.
+    """
+    if isinstance(images, Image.Image):
+        images = [images]
+    if isinstance(images, (torch.Tensor, np.ndarray)) and images.ndim == 3:
+        images = images[None]
+    out, nonfinite = [], 0
+    for i, image in enumerate(images):
+        if isinstance(image, Image.Image):
+            out.append(image.convert("RGB"))
+            continue
+        array = image.detach().float().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+        if array.ndim == 2:
+            array = np.stack([array] * 3, axis=-1)
+        if array.ndim != 3:
+            raise ValueError(f"Image {i} has shape {array.shape}: expected CHW or HWC (3 dimensions).")
+        if array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
+            array = np.transpose(array, (1, 2, 0))
+        if array.dtype.kind == "f":
+            if not np.isfinite(array).all():
+                nonfinite += 1
+                array = np.nan_to_num(array, nan=0.0, posinf=1.0, neginf=0.0)
+            scale = 255.0 if array.max(initial=0.0) <= 1.0 + 1e-6 else 1.0
+            array = np.clip(array * scale, 0, 255).round().astype(np.uint8)
+        else:
+            array = np.clip(array, 0, 255).astype(np.uint8)
+        if array.shape[-1] == 1:
+            array = np.repeat(array, 3, axis=-1)
+        out.append(Image.fromarray(array[..., :3]).convert("RGB"))
+    return out, nonfinite
+
+
+class ArtifactReward:
+    """An :class:`~synartifact.classifier.ArtifactClassifier` as a reward: ``1 - weighted share of kinds found``.
+
+    ``ArtifactReward(classifier_or_path, mode="score"|"generate", weights=None)``; call it as TRL's DDPO scorer
+    (``reward(images, prompts, metadata) -> (rewards, info)``) or use :meth:`score_images` on PIL images.
+    """
+
+    def __init__(
+        self,
+        classifier_or_path: Any,
+        mode: str = "score",
+        weights: Mapping[str | int, float] | str | None = None,
+        unparsable_reward: float = 0.0,
+        batch_size: int = 16,
+        soft: bool = False,
+        constrained: bool = False,
+        device: str | None = None,
+    ) -> None:
+        if mode not in REWARD_MODES:
+            raise ValueError(f"Unknown reward mode {mode!r}: valid modes are {', '.join(REWARD_MODES)}.")
+        if not math.isfinite(float(unparsable_reward)):
+            raise ValueError(f"unparsable_reward must be a finite number, got {unparsable_reward!r}.")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}.")
+        if isinstance(classifier_or_path, (str, bytes)) or hasattr(classifier_or_path, "__fspath__"):
+            from synartifact.classifier import ArtifactClassifier
+
+            classifier_or_path = ArtifactClassifier.from_pretrained(str(classifier_or_path), device=device)
+        if mode == "score" and getattr(classifier_or_path, "mode", "labels") != "labels":
+            raise ValueError(
+                f"Reward mode 'score' reads the 'labels' answer format (one 'X) Name' line per kind), but this "
+                f"classifier answers in {classifier_or_path.mode!r} mode: use mode='generate'."
+            )
+        self.classifier = classifier_or_path
+        self.mode = mode
+        self.weights = parse_weights(weights)
+        self.unparsable_reward = float(unparsable_reward)
+        self.batch_size = int(batch_size)
+        self.soft = bool(soft)
+        self.constrained = bool(constrained)
+        self._token_tables: dict | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"ArtifactReward(mode={self.mode!r}, soft={self.soft}, constrained={self.constrained}, "
+            f"weights={self.weights})"
+        )
+
+    # ---- public API ------------------------------------------------------------------------------------------
+
+    def __call__(self, images: Any, prompts: Sequence[str] | None = None, metadata: Any = None):
+        """TRL DDPO scorer: ``(images, prompts, metadata) -> (rewards as a float tensor, info dict)``."""
+        pil, nonfinite = images_to_pil(images)
+        rewards, info = self._rewards(pil)
+        info["nonfinite_images"] = nonfinite
+        return torch.tensor(rewards, dtype=torch.float32), info
+
+    def score_images(self, images: Any) -> list[float]:
+        """Rewards for PIL images (or anything :func:`images_to_pil` accepts), one float each."""
+        pil, _ = images_to_pil(images)
+        return self._rewards(pil)[0]
+
+    def details(self, images: Any) -> list[dict]:
+        """Per image: ``{"reward": float, "kinds": sorted slugs found, "unparsable": bool}``."""
+        pil, _ = images_to_pil(images)
+        found, chosen, unparsable = self._found(pil)
+        rows = []
+        for presence, labels, bad in zip(found, chosen, unparsable):
+            value = self.unparsable_reward if bad else reward_from_kinds(presence, self.weights)
+            value = value if math.isfinite(value) else self.unparsable_reward
+            rows.append({"reward": float(value), "kinds": sorted(labels) if not bad else [], "unparsable": bool(bad)})
+        return rows
+
+    def label_sets(self, images: Any) -> list[set[str]]:
+        """The kinds found in each image under this reward's mode (for comparing the modes)."""
+        pil, _ = images_to_pil(images)
+        return self._found(pil)[1]
+
+    # ---- internals -------------------------------------------------------------------------------------------
+
+    def _rewards(self, pil: list[Image.Image]) -> tuple[list[float], dict]:
+        found, chosen, unparsable = self._found(pil)
+        rewards, nan_events, kinds = [], 0, Counter()
+        for presence, labels, bad in zip(found, chosen, unparsable):
+            value = self.unparsable_reward if bad else reward_from_kinds(presence, self.weights)
+            if not math.isfinite(value):
+                nan_events += 1
+                value = self.unparsable_reward
+            rewards.append(float(value))
+            if not bad:
+                kinds.update(labels)
+        info = {
+            "mode": self.mode,
+            "num_images": len(pil),
+            "unparsable": int(sum(unparsable)),
+            "nan_rewards": nan_events,
+            "kinds_found": dict(kinds),
+            "mean_reward": float(np.mean(rewards)) if rewards else float("nan"),
+        }
+        return rewards, info
+
+    def _found(self, pil: list[Image.Image]) -> tuple[list[dict[str, float]], list[set[str]], list[bool]]:
+        """Per image: the presence used by the reward ({slug: p}), the label set, and whether it was unparsable."""
+        found: list[dict[str, float]] = []
+        chosen: list[set[str]] = []
+        unparsable: list[bool] = []
+        for start in range(0, len(pil), self.batch_size):
+            chunk = pil[start : start + self.batch_size]
+            if self.mode == "generate":
+                labels, u = self._found_generate(chunk)
+                soft = [{k: 1.0 for k in s} for s in labels]
+            else:
+                labels, soft, u = self._found_score(chunk)
+            chosen += labels
+            found += soft if self.soft else [{k: 1.0 for k in s} for s in labels]
+            unparsable += u
+        return found, chosen, unparsable
+
+    @torch.no_grad()
+    def _found_generate(self, images: list[Image.Image]) -> tuple[list[set[str]], list[bool]]:
+        from synartifact.prompts import parse_answer
+
+        reports = self.classifier.predict(images, batch_size=len(images))
+        found, bad = [], []
+        for report in reports:
+            parsed = parse_answer(report.raw_text, mode=getattr(self.classifier, "mode", "labels"))
+            kinds = set(report.kinds) | parsed.kinds
+            bad.append(not kinds and not parsed.said_none)
+            found.append(kinds)
+        return found, bad
+
+    # score mode ---------------------------------------------------------------------------------------------
+
+    def _tables(self) -> dict:
+        """Token ids of the answer's decision points (letters, None, end) and each kind's teacher-forced line."""
+        if self._token_tables is not None:
+            return self._token_tables
+        from synartifact.prompts import LETTERS, NONE_ANSWER
+
+        tokenizer = getattr(self.classifier.processor, "tokenizer", self.classifier.processor)
+
+        def ids(text: str) -> list[int]:
+            return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+        def after(prefix: str, text: str) -> int:
+            """The first token of ``text`` when it follows ``prefix`` (a space, a newline)."""
+            head, tokens = ids(prefix), ids(prefix + text)
+            return tokens[len(head)] if tokens[: len(head)] == head and len(tokens) > len(head) else tokens[0]
+
+        # A kind's decision token: the first token of its line ("B" for most tokenizers, the whole line for one
+        # with a token per option) or its bare letter, as the answer's start, after a space and after a newline.
+        groups = []
+        for kind in KINDS:
+            letter = LETTERS[kind.index]
+            line = f"{letter}) {kind.name}"
+            groups.append(
+                {
+                    f(t)
+                    for t in (letter, line)
+                    for f in (lambda t: ids(t)[0], lambda t: after(" ", t), lambda t: after("\n", t))
+                }
+            )
+        none_ids = sorted({ids(NONE_ANSWER)[0], after(" ", NONE_ANSWER)})
+        shared = {t for i, g in enumerate(groups) for t in g if any(t in h for j, h in enumerate(groups) if j != i)}
+        letter_ids = [sorted(g - shared - set(none_ids)) for g in groups]
+        if not all(letter_ids):
+            raise ValueError(
+                "This classifier's tokenizer gives no distinct first token to every option: use mode='generate'."
+            )
+        end_ids = set()
+        gen_eos = getattr(getattr(self.classifier.model, "generation_config", None), "eos_token_id", None)
+        for value in (gen_eos, tokenizer.eos_token_id):
+            if isinstance(value, int):
+                end_ids.add(value)
+            elif isinstance(value, (list, tuple)):
+                end_ids.update(int(v) for v in value)
+        newline = ids("\n")[-1]
+        lines = [ids(f"{LETTERS[k.index]}) {k.name}\n") for k in KINDS]
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self._token_tables = {
+            "letters": letter_ids,
+            "none": none_ids,
+            "end": sorted(end_ids),
+            "newline": newline,
+            "lines": lines,
+            "pad": pad,
+        }
+        return self._token_tables
+
+    @torch.no_grad()
+    def _found_score(self, images: list[Image.Image]) -> tuple[list[set[str]], list[dict[str, float]], list[bool]]:
+        tables = self._tables()
+        model = self.classifier.model
+        inputs = self.classifier.prepare_inputs(images)
+        device = getattr(self.classifier, "device", None) or next(model.parameters()).device
+        inputs = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}
+        mask = inputs["attention_mask"]
+        position = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        # positions as generate() computes them for left padding; Qwen2-VL computes its own 3-D (M-RoPE) ones
+        explicit_positions = "qwen" not in str(getattr(getattr(model, "config", None), "model_type", ""))
+        extra = {"position_ids": position} if explicit_positions else {}
+        out = model(**inputs, use_cache=True, **extra)
+        cache = out.past_key_values
+        batch = mask.shape[0]
+        next_pos = position[:, -1] + 1
+        logits = out.logits[:, -1, :].float()
+
+        presence: list[dict[str, float]] = [{} for _ in range(batch)]
+        chosen: list[set[str]] = [set() for _ in range(batch)]
+        bad = [False] * batch
+        active = [True] * batch
+        last_kind = [-1] * batch
+
+        def probs_of(row_logits: torch.Tensor, groups: list[list[int]]) -> tuple[torch.Tensor, bool]:
+            """Renormalized probabilities of token groups, and whether the vocabulary's top token is in one."""
+            logp = torch.log_softmax(torch.nan_to_num(row_logits, nan=-1e4), dim=-1)
+            group_logp = torch.stack([torch.logsumexp(logp[g], dim=0) for g in groups])
+            top = int(torch.argmax(row_logits))
+            return torch.softmax(group_logp, dim=0), any(top in g for g in groups)
+
+        # first decision: None or a letter
+        for row in range(batch):
+            groups = [tables["none"]] + tables["letters"]
+            p, on_format = probs_of(logits[row], groups)
+            choice = int(torch.argmax(p))
+            bad[row] = not on_format and not self.constrained
+            for k in range(len(KINDS)):
+                presence[row][SLUGS[k]] = float(p[k + 1])
+            if choice == 0:
+                active[row] = False
+            else:
+                last_kind[row] = choice - 1
+                chosen[row].add(SLUGS[choice - 1])
+
+        while any(active):
+            chunks = [tables["lines"][last_kind[r]] if active[r] else [tables["pad"]] for r in range(batch)]
+            width = max(len(c) for c in chunks)
+            ids = torch.full((batch, width), tables["pad"], dtype=torch.long, device=device)
+            new_mask = torch.zeros((batch, width), dtype=mask.dtype, device=device)
+            for r, chunk in enumerate(chunks):
+                ids[r, : len(chunk)] = torch.tensor(chunk, device=device)
+                if active[r]:
+                    new_mask[r, : len(chunk)] = 1
+            pos = next_pos[:, None] + torch.arange(width, device=device)[None, :]
+            mask = torch.cat([mask, new_mask], dim=1)
+            extra = {"position_ids": pos} if explicit_positions else {}
+            out = model(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True, **extra)
+            cache = out.past_key_values
+            for r in range(batch):
+                if not active[r]:
+                    continue
+                n = len(chunks[r])
+                next_pos[r] += n
+                # before the newline: does the answer end after this line?
+                p_end, on_end = probs_of(out.logits[r, n - 2].float(), [tables["end"], [tables["newline"]]])
+                if not on_end and not self.constrained:
+                    bad[r] = True
+                if int(torch.argmax(p_end)) == 0 or last_kind[r] == len(KINDS) - 1:
+                    active[r] = False
+                    continue
+                allowed = list(range(last_kind[r] + 1, len(KINDS)))
+                p, on_format = probs_of(out.logits[r, n - 1].float(), [tables["letters"][k] for k in allowed])
+                if not on_format and not self.constrained:
+                    bad[r] = True
+                for j, k in enumerate(allowed):
+                    presence[r][SLUGS[k]] = max(presence[r].get(SLUGS[k], 0.0), float(p[j]) * float(p_end[1]))
+                last_kind[r] = allowed[int(torch.argmax(p))]
+                chosen[r].add(SLUGS[last_kind[r]])
+        return chosen, presence, bad

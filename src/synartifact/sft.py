@@ -1,0 +1,459 @@
+"""Fine-tune a vision-language model as an artifact classifier with TRL's ``SFTTrainer`` (LoRA or full).
+
+Dataset rows (the SynArtifact contract, :mod:`synartifact.data`) become TRL ``prompt``/``completion`` examples
+(:func:`synartifact.prompts.to_sft_example`): the question lists the 13 kinds as options, the completion is the
+reference answer, and the loss falls on the answer only. Every field of the config dataclasses
+(:mod:`synartifact.configs`, TRL's ``SFTConfig``) can come from the YAML recipe or the command line.
+
+Usage::
+
+    # one process (CPU or one GPU); the tiny recipe builds its tiny LLaVA when missing
+    python -m synartifact.sft --config recipes/tiny/sft/config_cpu.yaml
+    synartifact sft --config recipes/tiny/sft/config_cpu.yaml --max_steps 10 --output_dir outputs/sft-try
+
+    # through accelerate (the config file picks the hardware, the recipe the model)
+    accelerate launch --config_file recipes/accelerate_configs/cpu.yaml -m synartifact.sft \\
+        --config recipes/tiny/sft/config_cpu.yaml
+    accelerate launch --config_file recipes/accelerate_configs/single_gpu.yaml -m synartifact.sft \\
+        --config recipes/smolvlm-256m/sft/config_lora.yaml
+    accelerate launch --config_file recipes/accelerate_configs/zero2.yaml --num_processes 8 -m synartifact.sft \\
+        --config recipes/llava-1.5-7b/sft/config_lora.yaml
+
+    # several processes on CPU (DDP over gloo): accelerate --cpu starts only one process without MPI, so use torchrun
+    torchrun --nproc_per_node 2 -m synartifact.sft --config recipes/tiny/sft/config_cpu.yaml
+
+The output folder holds the weights (or the LoRA adapter, whose ``base_model_name_or_path`` points at the base
+model), the processor, ``training_args.bin``, ``sft_run.json`` (base model, data, world size, metrics) and a model
+card rendered from ``hub_cards/classifier_card.md``. ``--push_to_hub`` uploads it with the standard arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+import transformers
+from transformers import AutoModelForImageTextToText, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+from trl import SFTConfig, SFTTrainer, TrlParser
+
+from synartifact.configs import SFTModelArguments, SFTScriptArguments
+from synartifact.prompts import ANSWER_MODES, render_answer, to_sft_example
+
+__all__ = ["main", "cli_main", "load_sft_datasets", "load_model", "make_peft_config", "write_model_card"]
+
+logger = logging.getLogger(__name__)
+
+# LoRA on the language model's projections only: the vision towers use other names or are excluded by the lookahead.
+DEFAULT_LORA_TARGETS = r"^(?!.*(vision|visual)).*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$"
+VISION_TOWER_NAMES = ("vision_tower", "vision_model", "visual")
+PROJECTOR_NAMES = ("multi_modal_projector", "connector", "merger")
+CARD_TEMPLATE = "classifier_card.md"
+RUN_FILE = "sft_run.json"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Data
+# ------------------------------------------------------------------------------------------------------------
+
+
+def load_sft_datasets(script_args: SFTScriptArguments, training_args: SFTConfig | None = None):
+    """The train (and, when evaluating, test) split as TRL ``images`` + ``prompt``/``completion`` datasets."""
+    from synartifact.data import load_artifact_dataset
+
+    if not script_args.dataset_name:
+        raise ValueError("dataset_name is not set: give a local dataset folder or a Hub dataset id.")
+    dataset = load_artifact_dataset(script_args.dataset_name)
+    splits = dict(dataset) if isinstance(dataset, datasets.DatasetDict) else {script_args.dataset_train_split: dataset}
+    if script_args.dataset_train_split not in splits:
+        raise ValueError(
+            f"Dataset {script_args.dataset_name} has no split {script_args.dataset_train_split!r} "
+            f"(dataset_train_split); its splits are {sorted(splits)}."
+        )
+    wanted = {"train": (script_args.dataset_train_split, script_args.max_train_samples)}
+    evaluating = training_args is not None and (training_args.eval_strategy != "no" or training_args.do_eval)
+    if evaluating:
+        if script_args.dataset_test_split not in splits:
+            raise ValueError(
+                f"Evaluation is on (eval_strategy/do_eval) but dataset {script_args.dataset_name} has no split "
+                f"{script_args.dataset_test_split!r} (dataset_test_split); its splits are {sorted(splits)}."
+            )
+        wanted["test"] = (script_args.dataset_test_split, script_args.max_eval_samples)
+    num_proc = training_args.dataset_num_proc if training_args is not None else None
+
+    def convert(row: dict) -> dict:
+        return to_sft_example(row, mode=script_args.answer_mode, image_size=script_args.image_size)
+
+    out = {}
+    for name, (split, limit) in wanted.items():
+        part = splits[split]
+        if limit is not None:
+            part = part.select(range(min(int(limit), len(part))))
+        out[name] = part.map(
+            convert, remove_columns=part.column_names, num_proc=num_proc, desc=f"QA template ({split})"
+        )
+    return out.get("train"), out.get("test")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Model
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _is_local_path(name: str) -> bool:
+    """Whether a model name is meant as a local folder (it exists, or it does not look like ``org/name``)."""
+    return Path(name).exists() or name.startswith((".", "/", "~")) or not re.fullmatch(r"[\w.-]+/[\w.-]+", name)
+
+
+def ensure_model(script_args: SFTScriptArguments, model_args: SFTModelArguments, training_args: SFTConfig) -> str:
+    """The model path, building the tiny VLM there first when it is a missing local folder and that is allowed."""
+    name = model_args.model_name_or_path
+    if not name:
+        raise ValueError("model_name_or_path is not set: give a local model folder or a Hub id.")
+    if Path(name).exists() or not _is_local_path(name):
+        return name
+    if not script_args.build_tiny_model_if_missing:
+        raise FileNotFoundError(
+            f"Model folder {name} does not exist: build it with `synartifact tiny vlm --out {name}` or set "
+            "build_tiny_model_if_missing: true."
+        )
+    from synartifact.tiny import get_tiny_vlm
+
+    with training_args.main_process_first(desc="build the tiny VLM"):
+        if not (Path(name) / "config.json").is_file():
+            logger.info("Building the tiny %s VLM at %s", script_args.tiny_model_arch, name)
+            get_tiny_vlm(name, arch=script_args.tiny_model_arch, **dict(script_args.tiny_model_sizes or {}))
+    return name
+
+
+def _find_modules(model: torch.nn.Module, names: tuple[str, ...]) -> list[torch.nn.Module]:
+    found, prefixes = [], []
+    for path, module in model.named_modules():
+        if path.split(".")[-1] in names and not any(path.startswith(p + ".") for p in prefixes):
+            found.append(module)
+            prefixes.append(path)
+    return found
+
+
+def load_model(path: str, model_args: SFTModelArguments):
+    """The VLM and its processor from a folder or Hub id, with the vision tower or projector frozen if asked."""
+    from synartifact.tiny import load_vlm_processor
+
+    dtype = model_args.dtype or model_args.torch_dtype
+    kwargs: dict[str, Any] = {"revision": model_args.model_revision, "trust_remote_code": model_args.trust_remote_code}
+    if model_args.attn_implementation:
+        kwargs["attn_implementation"] = model_args.attn_implementation
+    if dtype:
+        kwargs["dtype"] = dtype if dtype == "auto" else getattr(torch, dtype)
+    model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
+    processor = load_vlm_processor(
+        path, revision=model_args.model_revision, trust_remote_code=model_args.trust_remote_code
+    )
+    if not model_args.use_peft:
+        frozen = []
+        if model_args.freeze_vision_tower:
+            frozen += _find_modules(model, VISION_TOWER_NAMES)
+        if model_args.freeze_multi_modal_projector:
+            frozen += _find_modules(model, PROJECTOR_NAMES)
+        for module in frozen:
+            module.requires_grad_(False)
+    return model, processor
+
+
+def make_peft_config(model_args: SFTModelArguments):
+    """The PEFT ``LoraConfig`` from the model arguments, or ``None`` for full fine-tuning."""
+    if not model_args.use_peft:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=model_args.lora_r,
+        lora_alpha=model_args.lora_alpha,
+        lora_dropout=model_args.lora_dropout,
+        target_modules=model_args.lora_target_modules or DEFAULT_LORA_TARGETS,
+        modules_to_save=model_args.lora_modules_to_save,
+        task_type=model_args.lora_task_type,
+        use_rslora=model_args.use_rslora,
+        use_dora=model_args.use_dora,
+        bias="none",
+    )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Card
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _evaluation_table(results: dict) -> str:
+    """A Markdown table of ``synartifact evaluate``'s metrics: baseline and fine-tuned side by side."""
+    columns = [c for c in ("baseline", "model") if isinstance(results.get(c), dict)]
+    if not columns:
+        columns, results = ["model"], {"model": results}
+    metrics = [
+        m
+        for m in ("accuracy", "macro_f1", "micro_f1", "exact_match", "binary_accuracy", "binary_f1", "well_formed")
+        if any(isinstance(results[c].get(m), (int, float)) for c in columns)
+    ]
+    if not metrics:
+        metrics = sorted({k for c in columns for k, v in results[c].items() if isinstance(v, (int, float))})
+    names = {"baseline": "base model (zero-shot)", "model": "fine-tuned"}
+    lines = ["| metric | " + " | ".join(names[c] for c in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for metric in metrics:
+        cells = [results[c].get(metric) for c in columns]
+        lines.append(
+            f"| {metric} | " + " | ".join(f"{v:.4f}" if isinstance(v, (int, float)) else "-" for v in cells) + " |"
+        )
+    return "\n".join(lines)
+
+
+def write_model_card(output_dir: str | Path, run: dict, eval_results: str | Path | None = None) -> Path:
+    """Render ``hub_cards/classifier_card.md`` into ``output_dir/README.md`` from the run record and eval results."""
+    import accelerate
+    import peft
+    import trl
+
+    from synartifact.cards import render_model_card
+
+    output_dir = Path(output_dir)
+    eval_file = Path(eval_results) if eval_results else output_dir / "eval_results.json"
+    table = ""
+    if eval_file.is_file():
+        try:
+            table = _evaluation_table(json.loads(eval_file.read_text()))
+        except (json.JSONDecodeError, AttributeError, TypeError) as err:
+            raise ValueError(f"Evaluation results {eval_file} are not a metrics JSON object: {err}") from err
+    base, data = run["base_model"], run["dataset"]
+    base_on_hub = not _is_local_path(base)
+    data_on_hub = not _is_local_path(data)
+    card_data = {
+        "library_name": "peft" if run["use_peft"] else "transformers",
+        "pipeline_tag": "image-text-to-text",
+        "license": "apache-2.0",
+        "tags": ["synartifact", "artifact-detection", "trl", "sft"] + (["lora"] if run["use_peft"] else []),
+    }
+    if base_on_hub:
+        card_data["base_model"] = base
+    if data_on_hub:
+        card_data["datasets"] = [data]
+    mode = run["answer_mode"]
+    config_rows = sorted((k, v) for k, v in run["config"].items())
+    text = render_model_card(
+        CARD_TEMPLATE,
+        card_data,
+        model_name=run.get("hub_model_id") or output_dir.name,
+        repo_id=run.get("hub_model_id") or str(output_dir),
+        base_model=base,
+        base_model_link=f"[{base}](https://huggingface.co/{base})" if base_on_hub else f"`{base}` (a local folder)",
+        dataset=data,
+        dataset_link=f"[{data}](https://huggingface.co/datasets/{data})"
+        if data_on_hub
+        else f"`{data}` (a local folder)",
+        train_split=run["train_split"],
+        num_train_samples=run["num_train_samples"],
+        method=(
+            f"LoRA (r={run['config'].get('lora_r')}, alpha={run['config'].get('lora_alpha')})"
+            if run["use_peft"]
+            else "full fine-tuning"
+        ),
+        answer_mode=mode,
+        answer_mode_description="the kinds present" if mode == "labels" else "each artifact's kind, box and caption",
+        world_size=run["world_size"],
+        global_step=run["global_step"],
+        train_loss=f"{run['train_loss']:.4f}" if isinstance(run.get("train_loss"), (int, float)) else "n/a",
+        example_answer=render_answer(
+            [
+                {"label": 1, "bbox": [0.42, 0.10, 0.61, 0.33], "caption": "The face is asymmetric."},
+                {"label": 7, "bbox": [0.00, 0.55, 0.40, 1.00], "caption": "The lower left corner is blurred."},
+            ],
+            mode,
+        ),
+        evaluation_table=table,
+        config_rows=config_rows,
+        versions=[
+            ("synartifact", _version("synartifact")),
+            ("transformers", transformers.__version__),
+            ("trl", trl.__version__),
+            ("peft", peft.__version__),
+            ("accelerate", accelerate.__version__),
+            ("datasets", datasets.__version__),
+            ("torch", torch.__version__),
+        ],
+    )
+    path = output_dir / "README.md"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The script
+# ------------------------------------------------------------------------------------------------------------
+
+
+def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: SFTModelArguments) -> SFTTrainer:
+    """Run SFT: seed, logging, resume, data, model, trainer, train, save, card, push. Returns the trainer."""
+    if script_args.answer_mode not in ANSWER_MODES:
+        raise ValueError(f"answer_mode must be one of {ANSWER_MODES}, not {script_args.answer_mode!r}.")
+
+    # --- seed
+    set_seed(training_args.seed)
+
+    # --- logging
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    log_level = training_args.get_process_log_level()
+    logger.setLevel(log_level)
+    datasets.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    logger.info("Model %s", model_args)
+    logger.info("Script %s", script_args)
+    logger.info(
+        "world size %d, process rank %d, device %s",
+        training_args.world_size,
+        training_args.process_index,
+        training_args.device,
+    )
+
+    # --- resume
+    output_dir = Path(training_args.output_dir)
+    last_checkpoint = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
+        logger.info("Checkpoint detected, resuming training at %s.", last_checkpoint)
+    final_files = ("config.json", "adapter_config.json", RUN_FILE)
+    if (
+        last_checkpoint is None
+        and training_args.resume_from_checkpoint is None
+        and not training_args.overwrite_output_dir
+        and any((output_dir / f).is_file() for f in final_files)
+    ):
+        raise FileExistsError(
+            f"{output_dir} already holds a trained model and no checkpoint to resume: pass --overwrite_output_dir "
+            "true or another --output_dir."
+        )
+    checkpoint = training_args.resume_from_checkpoint or last_checkpoint
+
+    # --- data
+    with training_args.main_process_first(desc="dataset conversion"):
+        train_dataset, eval_dataset = load_sft_datasets(script_args, training_args)
+    logger.info(
+        "%d training examples, %s evaluation examples",
+        len(train_dataset),
+        len(eval_dataset) if eval_dataset is not None else "no",
+    )
+
+    # --- model
+    model_path = ensure_model(script_args, model_args, training_args)
+    model, processor = load_model(model_path, model_args)
+    peft_config = make_peft_config(model_args)
+
+    # --- trainer
+    trainer = SFTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=processor,
+        peft_config=peft_config,
+    )
+
+    # --- train
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    metrics = dict(train_result.metrics)
+    metrics["train_samples"] = len(train_dataset)
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+
+    # --- save
+    base_reference = str(Path(model_path).resolve()) if Path(model_path).exists() else model_path
+    if peft_config is not None:
+        # the adapter must name a base that ArtifactClassifier can load from anywhere, not a relative folder
+        for config in trainer.model.peft_config.values():
+            config.base_model_name_or_path = base_reference
+    trainer.model.config.use_cache = True
+    trainer.save_model(str(output_dir))
+    if trainer.accelerator.is_main_process:
+        processor.save_pretrained(str(output_dir))
+
+    # --- evaluate
+    if training_args.do_eval and eval_dataset is not None:
+        eval_metrics = trainer.evaluate()
+        eval_metrics["eval_samples"] = len(eval_dataset)
+        trainer.log_metrics("eval", eval_metrics)
+        trainer.save_metrics("eval", eval_metrics)
+
+    # --- card and push (main process only)
+    if trainer.accelerator.is_main_process:
+        run = {
+            "base_model": model_args.model_name_or_path,
+            "base_model_path": base_reference,
+            "dataset": script_args.dataset_name,
+            "train_split": script_args.dataset_train_split,
+            "answer_mode": script_args.answer_mode,
+            "image_size": script_args.image_size,
+            "use_peft": peft_config is not None,
+            "world_size": training_args.world_size,
+            "global_step": trainer.state.global_step,
+            "num_train_samples": len(train_dataset),
+            "train_loss": metrics.get("train_loss"),
+            "train_runtime": metrics.get("train_runtime"),
+            "hub_model_id": training_args.hub_model_id,
+            "config": {
+                "learning_rate": training_args.learning_rate,
+                "num_train_epochs": training_args.num_train_epochs,
+                "max_steps": training_args.max_steps,
+                "per_device_train_batch_size": training_args.per_device_train_batch_size,
+                "gradient_accumulation_steps": training_args.gradient_accumulation_steps,
+                "seed": training_args.seed,
+                "answer_mode": script_args.answer_mode,
+                "image_size": script_args.image_size,
+                "use_peft": model_args.use_peft,
+                "lora_r": model_args.lora_r if model_args.use_peft else None,
+                "lora_alpha": model_args.lora_alpha if model_args.use_peft else None,
+                "freeze_vision_tower": model_args.freeze_vision_tower,
+                "dtype": model_args.dtype,
+            },
+        }
+        (output_dir / RUN_FILE).write_text(json.dumps(run, indent=2, default=str), encoding="utf-8")
+        write_model_card(output_dir, run, script_args.eval_results)
+        logger.info("Saved the classifier to %s (world size %d)", output_dir, training_args.world_size)
+        if training_args.push_to_hub:
+            trainer.create_model_card = lambda *args, **kwargs: None  # keep our card, not TRL's generic one
+            trainer.push_to_hub(commit_message="synartifact sft")
+    trainer.accelerator.wait_for_everyone()
+    return trainer
+
+
+def make_parser() -> TrlParser:
+    """The parser of ``synartifact sft``: script arguments, TRL's ``SFTConfig`` and the model arguments."""
+    return TrlParser((SFTScriptArguments, SFTConfig, SFTModelArguments))
+
+
+def cli_main(argv: list[str] | None = None) -> int:
+    """Parse ``--config YAML`` and flags (flags override the YAML; unknown keys are an error) and run :func:`main`."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    script_args, training_args, model_args = make_parser().parse_args_and_config(args=argv)
+    main(script_args, training_args, model_args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli_main())

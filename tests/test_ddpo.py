@@ -1,0 +1,234 @@
+"""DDPO on tiny models: training changes the LoRA weights, the output loads on the base, resume, recipes, evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "recipes/tiny/ddpo/config_cpu.yaml"
+# the smallest run that still trains: 2 images, 2 sampler steps, one training batch per epoch
+FAST = [
+    "--sample_num_steps",
+    "2",
+    "--sample_batch_size",
+    "2",
+    "--sample_num_batches_per_epoch",
+    "1",
+    "--train_batch_size",
+    "2",
+    "--num_eval_images",
+    "2",
+    "--max_prompts",
+    "2",
+    "--per_prompt_stat_tracking_min_count",
+    "1",
+    "--reward_soft",
+    "true",
+    "--reward_constrained",
+    "true",
+    "--build_tiny_models_if_missing",
+    "false",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    from synartifact.tiny import build_tiny_sd, build_tiny_vlm
+
+    root = tmp_path_factory.mktemp("ddpo-models")
+    return build_tiny_sd(root / "tiny-sd", seed=0), build_tiny_vlm(root / "tiny-vlm", arch="llava", seed=0)
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_models, tmp_path_factory):
+    from synartifact.ddpo import cli_main
+
+    sd, vlm = tiny_models
+    out = tmp_path_factory.mktemp("ddpo-run") / "out"
+    args = [
+        "--config",
+        str(RECIPE),
+        "--pretrained_model",
+        str(sd),
+        "--classifier",
+        str(vlm),
+        "--output_dir",
+        str(out),
+        "--num_epochs",
+        "2",
+        "--save_freq",
+        "1",
+        *FAST,
+    ]
+    assert cli_main(args) == 0
+    return out, args
+
+
+def _sample(pipe, seed=0):
+    generator = torch.Generator("cpu").manual_seed(seed)
+    return np.asarray(pipe("a cat on a sofa", num_inference_steps=2, generator=generator, output_type="np").images)
+
+
+def test_tiny_sd_reloads_and_samples(tiny_models):
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_models[0])
+    assert isinstance(pipe.scheduler, DDIMScheduler) and pipe.safety_checker is None
+    image = _sample(pipe)
+    assert image.shape == (1, 32, 32, 3) and np.isfinite(image).all()
+    with pytest.raises(FileExistsError):
+        from synartifact.tiny import build_tiny_sd
+
+        build_tiny_sd(tiny_models[0])
+
+
+def test_ddpo_trains_lora_and_writes_a_loadable_folder(trained, tiny_models):
+    from diffusers import StableDiffusionPipeline
+    from safetensors.torch import load_file
+
+    out, _ = trained
+    lora = load_file(out / "pytorch_lora_weights.safetensors")
+    lora_b = [v for k, v in lora.items() if "lora_B" in k or "lora.up" in k]
+    assert lora_b and any(v.abs().sum() > 0 for v in lora_b), "LoRA B starts at zero: training must move it"
+    for name in ("README.md", "reward_log.jsonl", "reward_curve.png", "train_log.jsonl", "ddpo_summary.json"):
+        assert (out / name).is_file(), name
+    assert sorted(p.name for p in (out / "samples").glob("*.png")) == ["epoch_0000.png", "epoch_0001.png"]
+    log = [json.loads(line) for line in (out / "reward_log.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in log] == [0, 1]
+    assert all(np.isfinite(row["reward_mean"]) and row["sampling_s"] >= 0 for row in log)
+    card = (out / "README.md").read_text()
+    assert str(tiny_models[0]) in card and "Reward before and after" in card
+
+    base = StableDiffusionPipeline.from_pretrained(tiny_models[0])
+    before = _sample(base)
+    base.load_lora_weights(out, weight_name="pytorch_lora_weights.safetensors")
+    after = _sample(base)
+    assert not np.allclose(before, after), "the LoRA weights must change the images"
+
+
+def test_ddpo_resumes_from_checkpoint(trained):
+    from safetensors.torch import load_file
+
+    from synartifact.ddpo import cli_main
+
+    out, args = trained
+    checkpoint = out / "checkpoints" / "checkpoint_0" / "pytorch_lora_weights.safetensors"
+    assert checkpoint.is_file()  # TRL saves after epoch 1 (never after epoch 0) as checkpoint_0
+    with pytest.raises(FileExistsError, match="finished run"):
+        cli_main(args)
+    resume = ["--resume_from", str(out / "checkpoints")]
+    # checkpoint_0 -> first epoch 1; with num_epochs 1 nothing trains: the saved LoRA must be the checkpoint's
+    args[args.index("--num_epochs") + 1] = "1"
+    assert cli_main(args + resume) == 0
+    saved, expected = load_file(out / "pytorch_lora_weights.safetensors"), load_file(checkpoint)
+    assert saved.keys() == expected.keys()
+    assert all(torch.equal(saved[k], expected[k]) for k in expected)
+    args[args.index("--num_epochs") + 1] = "3"
+    assert cli_main(args + resume) == 0
+    epochs = [json.loads(line)["epoch"] for line in (out / "reward_log.jsonl").read_text().splitlines()]
+    assert epochs == [0, 1, 1, 2]
+    continued = load_file(out / "pytorch_lora_weights.safetensors")
+    assert any(not torch.equal(continued[k], expected[k]) for k in expected), "training after resume moves the LoRA"
+
+
+def test_evaluate_generator_writes_report(trained, tiny_models, tmp_path):
+    from synartifact.cli import main
+
+    out, _ = trained
+    sd, vlm = tiny_models
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a cat on a sofa\na red car\n\na red car\n")
+    target = tmp_path / "eval"
+    code = main(
+        [
+            "evaluate-generator",
+            "--base",
+            str(sd),
+            "--lora",
+            str(out),
+            "--classifier",
+            str(vlm),
+            "--prompts",
+            str(prompts),
+            "--seeds",
+            "0",
+            "1",
+            "--out",
+            str(target),
+            "--num-inference-steps",
+            "2",
+            "--reward-soft",
+            "--reward-constrained",
+        ]
+    )
+    assert code == 0
+    metrics = json.loads((target / "metrics.json").read_text())
+    assert metrics["config"]["prompts"] == ["a cat on a sofa", "a red car"]
+    for part in ("base", "refined"):
+        assert len(metrics[part]["per_seed_mean"]) == 2 and set(metrics[part]["per_kind_rate"]) >= {"localized_blur"}
+    assert metrics["delta"]["mean_reward"] == pytest.approx(
+        metrics["refined"]["mean_reward"] - metrics["base"]["mean_reward"]
+    )
+    assert (target / "report.md").is_file() and (target / "before_after.png").is_file()
+    assert (
+        main(
+            [
+                "evaluate-generator",
+                "--base",
+                str(sd),
+                "--classifier",
+                str(vlm),
+                "--prompts",
+                str(prompts),
+                "--out",
+                str(target),
+            ]
+        )
+        == 2
+    )  # exists, no --overwrite
+
+
+def test_ddpo_builds_missing_tiny_models(tmp_path, monkeypatch):
+    from synartifact.ddpo import cli_main
+
+    monkeypatch.chdir(tmp_path)  # the untrained fallback classifier goes to outputs/tiny-vlm under the cwd
+    # "outputs/tiny-sd" has the shape of a Hub id "org/name": it must still be taken as a local folder
+    args = ["--config", str(RECIPE), "--pretrained_model", "outputs/tiny-sd", "--classifier", "no/such/classifier"]
+    with pytest.raises(FileNotFoundError, match="build_tiny_models_if_missing"):
+        cli_main([*args, "--output_dir", "o", *FAST])
+    assert (
+        cli_main([*args, "--output_dir", "o", "--num_epochs", "1", *FAST, "--build_tiny_models_if_missing", "true"])
+        == 0
+    )
+    assert (tmp_path / "outputs/tiny-sd/model_index.json").is_file() and (tmp_path / "outputs/tiny-vlm").is_dir()
+    assert (tmp_path / "o" / "pytorch_lora_weights.safetensors").is_file()
+    summary = json.loads((tmp_path / "o" / "ddpo_summary.json").read_text())
+    assert summary["script_args"]["classifier"] == "outputs/tiny-vlm"
+
+
+def test_ddpo_refuses_sampling_without_guidance(tiny_models, tmp_path):
+    from synartifact.ddpo import cli_main
+
+    sd, vlm = tiny_models
+    args = ["--config", str(RECIPE), "--pretrained_model", str(sd), "--classifier", str(vlm)]
+    with pytest.raises(ValueError, match="classifier-free guidance"):
+        cli_main([*args, "--output_dir", str(tmp_path / "o"), "--sample_guidance_scale", "1.0", *FAST])
+
+
+@pytest.mark.parametrize("recipe", sorted(REPO.glob("recipes/*/ddpo/*.yaml")), ids=lambda p: p.parent.parent.name)
+def test_ddpo_recipes_parse(recipe):
+    from trl import DDPOConfig, TrlParser
+
+    from synartifact.configs import DDPOScriptArguments
+
+    first = recipe.read_text().splitlines()[0]
+    assert first.startswith("#") and "Hardware" in first
+    script_args, config = TrlParser((DDPOScriptArguments, DDPOConfig)).parse_args_and_config(["--config", str(recipe)])
+    assert script_args.pretrained_model and script_args.classifier and config.num_epochs >= 1
+    assert script_args.reward_mode in ("score", "generate")
+    assert config.sample_batch_size % config.train_batch_size == 0

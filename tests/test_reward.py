@@ -1,0 +1,191 @@
+"""ArtifactReward: the reward formula, weights, unparsable answers, both modes, and the image formats DDPO hands over."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from PIL import Image
+
+from synartifact.prompts import render_answer
+from synartifact.report import ArtifactReport
+from synartifact.reward import ArtifactReward, images_to_pil, parse_weights
+from synartifact.taxonomy import SLUGS
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm_dir(tmp_path_factory):
+    from synartifact.tiny import build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("reward") / "tiny-vlm", arch="llava", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tiny_vlm_dir):
+    from synartifact.classifier import ArtifactClassifier
+
+    return ArtifactClassifier.from_pretrained(tiny_vlm_dir, device="cpu")
+
+
+# ---- a scripted classifier: fixed answers, and a language model that "knows" them ------------------------------
+
+
+class OracleLM(torch.nn.Module):
+    """Predicts, at every position, the next token of a scripted answer per row (teacher forcing over a cache)."""
+
+    def __init__(self, answers: list[list[int]], vocab_size: int, eos: int) -> None:
+        super().__init__()
+        self.answers, self.vocab_size, self.eos = answers, vocab_size, eos
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.generated: list[list[int]] = []
+        self.calls = 0
+
+    def forward(self, input_ids, attention_mask, past_key_values=None, **kwargs):
+        self.calls += 1
+        batch, width = input_ids.shape
+        if past_key_values is None:
+            self.generated = [[] for _ in range(batch)]
+            chunk_mask = torch.zeros_like(input_ids)
+            chunk_mask[:, -1] = 0  # the prompt: nothing generated yet
+        else:
+            chunk_mask = attention_mask[:, -width:]
+        logits = torch.zeros(batch, width, self.vocab_size)
+        for row in range(batch):
+            for pos in range(width):
+                if chunk_mask[row, pos]:
+                    self.generated[row].append(int(input_ids[row, pos]))
+                target = self.answers[row]
+                done = self.generated[row]
+                if done == target[: len(done)] and len(done) < len(target):
+                    logits[row, pos, target[len(done)]] = 10.0
+                else:
+                    logits[row, pos, 5] = 10.0  # off the script: a token that is no decision
+        return SimpleNamespace(logits=logits, past_key_values="cache")
+
+
+class ScriptedClassifier:
+    """The surface of ArtifactClassifier that ArtifactReward uses, answering from a script."""
+
+    def __init__(self, texts: list[str], tokenizer) -> None:
+        self.texts, self.mode, self.device = texts, "labels", torch.device("cpu")
+        self.processor = SimpleNamespace(tokenizer=tokenizer)
+        answers = [tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for t in texts]
+        self.model = OracleLM(answers, len(tokenizer), tokenizer.eos_token_id)
+        self.model.generation_config = SimpleNamespace(eos_token_id=tokenizer.eos_token_id)
+
+    def predict(self, images, batch_size=8):
+        return [ArtifactReport(raw_text=t) for t in self.texts[: len(images)]]
+
+    def prepare_inputs(self, images):
+        n = len(images)
+        return {"input_ids": torch.full((n, 4), 7), "attention_mask": torch.ones(n, 4, dtype=torch.long)}
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tiny_vlm_dir):
+    from synartifact.tiny import load_vlm_processor
+
+    return load_vlm_processor(tiny_vlm_dir).tokenizer
+
+
+KIND_SETS = [[], [1], [1, 7], [0, 4, 12], [12], [2, 3, 5, 6, 8, 9, 10, 11]]
+
+
+def _texts():
+    return [render_answer([{"label": k} for k in kinds]) for kinds in KIND_SETS]
+
+
+def _images(n):
+    return [Image.new("RGB", (32, 32), (i * 20, 100, 50)) for i in range(n)]
+
+
+# ---- tests ---------------------------------------------------------------------------------------------------------
+
+
+def test_parse_weights_string_dict_and_errors():
+    table = parse_weights("awkward_facial_expression=2, Localized Blur=0")
+    assert table["awkward_facial_expression"] == 2.0 and table["localized_blur"] == 0.0
+    assert table["illegible_letters"] == 1.0 and len(table) == 13
+    assert parse_weights({7: 3})["localized_blur"] == 3.0
+    with pytest.raises(ValueError, match="Unknown artifact kind"):
+        parse_weights("not_a_kind=1")
+    with pytest.raises(ValueError, match=">= 0"):
+        parse_weights("localized_blur=-1")
+    with pytest.raises(ValueError, match="sum to 0"):
+        parse_weights({slug: 0 for slug in SLUGS})
+
+
+def test_generate_mode_exact_values_weights_and_unparsable(tokenizer):
+    texts = ["B) Awkward Facial Expression\nH) Localized Blur", "None", "qwerty zxcv", "H) Localized Blur"]
+    clf = ScriptedClassifier(texts, tokenizer)
+    reward = ArtifactReward(clf, mode="generate", unparsable_reward=-1.0)
+    rewards, info = reward(_images(4), ["p"] * 4, [{}] * 4)
+    assert rewards.dtype == torch.float32 and rewards.shape == (4,)
+    assert rewards.tolist() == pytest.approx([1 - 2 / 13, 1.0, -1.0, 1 - 1 / 13])
+    assert info["unparsable"] == 1 and info["kinds_found"] == {"awkward_facial_expression": 1, "localized_blur": 2}
+
+    weighted = ArtifactReward(clf, mode="generate", weights={"localized_blur": 0, "awkward_facial_expression": 2})
+    values = weighted.score_images(_images(4))
+    # total weight 13 - 1 + 1 = 13; blur ignored, face counts 2
+    assert values == pytest.approx([1 - 2 / 13, 1.0, 0.0, 1.0])
+
+
+def test_score_mode_reads_the_answer_heads_like_greedy_decoding(tokenizer):
+    texts = _texts()
+    clf = ScriptedClassifier(texts, tokenizer)
+    score = ArtifactReward(clf, mode="score", batch_size=len(texts))
+    expected = [{SLUGS[k] for k in kinds} for kinds in KIND_SETS]
+    assert score.label_sets(_images(len(texts))) == expected
+    # 1 pass for the prompt + one per line of the longest answer, far fewer than one per answer token
+    assert clf.model.calls == 1 + max(len(k) for k in KIND_SETS)
+    generate = ArtifactReward(clf, mode="generate")
+    assert score.score_images(_images(len(texts))) == pytest.approx(generate.score_images(_images(len(texts))))
+    soft = ArtifactReward(clf, mode="score", soft=True).score_images(_images(len(texts)))
+    assert soft == pytest.approx([1 - len(k) / 13 for k in KIND_SETS], abs=1e-3)
+
+
+def test_score_mode_counts_off_format_answers_as_unparsable(tokenizer):
+    clf = ScriptedClassifier(["hello there", "None"], tokenizer)
+    rewards, info = ArtifactReward(clf, mode="score", unparsable_reward=0.25)(_images(2), None, None)
+    assert rewards.tolist() == pytest.approx([0.25, 1.0]) and info["unparsable"] == 1
+
+
+def test_images_to_pil_accepts_ddpo_tensors_pil_and_cleans_nan():
+    batch = torch.rand(3, 3, 32, 32)
+    batch[1, 0, 0, 0] = float("nan")
+    pil, nonfinite = images_to_pil(batch)
+    assert nonfinite == 1 and [im.size for im in pil] == [(32, 32)] * 3 and all(im.mode == "RGB" for im in pil)
+    assert pil[0].getpixel((0, 0)) == tuple(round(float(v) * 255) for v in batch[0, :, 0, 0])
+    hwc, _ = images_to_pil([torch.rand(32, 32, 3), Image.new("L", (16, 16))])
+    assert hwc[0].size == (32, 32) and hwc[1].mode == "RGB"
+
+
+@pytest.mark.parametrize("mode", ["score", "generate"])
+def test_tiny_classifier_both_modes_finite_for_tensors_and_pil(tiny_classifier, mode):
+    reward = ArtifactReward(tiny_classifier, mode=mode, batch_size=2)
+    batch = torch.rand(3, 3, 32, 32)
+    batch[2] = float("nan")
+    rewards, info = reward(batch, ["a cat"] * 3, [{}] * 3)
+    assert rewards.shape == (3,) and torch.isfinite(rewards).all()
+    assert ((rewards >= 0) & (rewards <= 1)).all()
+    assert info["nonfinite_images"] == 1 and info["num_images"] == 3 and info["mode"] == mode
+    values = reward.score_images(images_to_pil(batch[:2])[0])
+    assert len(values) == 2 and all(math.isfinite(v) for v in values)
+    assert values == pytest.approx(rewards[:2].tolist())
+
+
+def test_score_mode_refuses_full_mode_classifiers(tokenizer):
+    clf = ScriptedClassifier(["None"], tokenizer)
+    clf.mode = "full"
+    with pytest.raises(ValueError, match="generate"):
+        ArtifactReward(clf, mode="score")
+    assert ArtifactReward(clf, mode="generate").score_images(_images(1)) == [1.0]
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="reward mode"):
+        ArtifactReward(object(), mode="vote")
+    with pytest.raises(ValueError, match="batch_size"):
+        ArtifactReward(object(), batch_size=0)

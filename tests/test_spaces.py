@@ -1,0 +1,421 @@
+"""The two Gradio Spaces, served for real on 127.0.0.1 and driven with gradio_client; input checks; the launcher.
+
+One server per app for the whole session (shared with ``test_spaces_browser.py`` through :func:`shared_server`).
+The classifier behind them is a tiny LLaVA built from configs and over-fitted for a few seconds to always answer
+with two boxed artifacts, so that boxes, table rows and a reward below 1 flow through the real pipeline.
+The generator is the tiny untrained Stable Diffusion (and a random LoRA) that the apps build offline themselves.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from synartifact import spaces_utils
+from synartifact.report import Artifact, ArtifactReport
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "spaces" / "classify" / "examples" / "7_localized_blur.png"
+
+# What the over-fitted classifier always answers (full mode: kind | box | caption).
+ANSWER = [
+    Artifact("localized_blur", (0.25, 0.10, 0.75, 0.55), "The face is blurred."),
+    Artifact("chromatic_irregularity", (0.55, 0.60, 0.95, 0.95), "The corner has a blue cast."),
+]
+ANSWER_NAMES = {"Localized Blur", "Chromatic Irregularity"}
+
+# Starlette's own deprecation inside gradio's routes, not ours.
+pytestmark = pytest.mark.filterwarnings("ignore:.*HTTP_422")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Shared set-up: models, environment, one server per app
+# ------------------------------------------------------------------------------------------------------------
+
+
+def train_answering_classifier(out: Path, steps: int = 80) -> Path:
+    """A tiny LLaVA classifier folder that answers :data:`ANSWER` for any image (teacher-forced on 3 images)."""
+    import torch
+
+    from synartifact.classifier import ArtifactClassifier
+    from synartifact.prompts import render_answer
+    from synartifact.tiny import build_tiny_vlm
+
+    build_tiny_vlm(out, arch="llava", seed=0)
+    (out / "synartifact_config.json").write_text(json.dumps({"answer_mode": "full", "max_new_tokens": 64}))
+    classifier = ArtifactClassifier.from_pretrained(out, device="cpu")
+    images = [Image.new("RGB", (32, 32), colour) for colour in ((0, 0, 0), (255, 255, 255), (200, 30, 30))]
+    prompt_length = classifier.prepare_inputs(images[:1])["input_ids"].shape[1]
+    text = classifier.prompt + render_answer(ANSWER, "full") + classifier.tokenizer.eos_token
+    batch = classifier.prepare_inputs(images, texts=[text] * len(images))
+    labels = batch["input_ids"].clone()
+    labels[:, :prompt_length] = -100
+    torch.manual_seed(0)
+    model = classifier.model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        loss = model(**batch, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval().save_pretrained(out)
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def load_app(name: str):
+    """Import ``spaces/<name>/app.py`` as a module of its own name (both files are called app.py)."""
+    spec = importlib.util.spec_from_file_location(f"synartifact_space_{name}", ROOT / "spaces" / name / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_LOCK = threading.Lock()
+_STATE: dict = {}
+
+
+def shared_environment(tmp_root: Path) -> dict:
+    """Once per session: a model cache, the answering classifier, and the environment variables the apps read."""
+    with _LOCK:
+        if "env" not in _STATE:
+            cache = tmp_root / "spaces-cache"
+            cache.mkdir(parents=True, exist_ok=True)
+            classifier = train_answering_classifier(cache / "answering-classifier")
+            os.environ[spaces_utils.ENV_CACHE] = str(cache)
+            os.environ[spaces_utils.ENV_CLASSIFIER] = str(classifier)
+            os.environ.pop(spaces_utils.ENV_GENERATOR_BASE, None)
+            os.environ.pop(spaces_utils.ENV_GENERATOR_LORA, None)
+            os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+            _STATE["env"] = {"cache": cache, "classifier": classifier}
+        return _STATE["env"]
+
+
+def shared_server(name: str, tmp_root: Path) -> str:
+    """Once per session and app: ``build_demo()`` launched on 127.0.0.1 at a free port; returns its URL."""
+    shared_environment(tmp_root)
+    with _LOCK:
+        if name not in _STATE:
+            demo = load_app(name).build_demo()
+            demo.queue(default_concurrency_limit=2)
+            port = _free_port()
+            demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+            atexit.register(demo.close)
+            _STATE[name] = f"http://127.0.0.1:{port}/"
+        return _STATE[name]
+
+
+@pytest.fixture(scope="session")
+def classify_url(tmp_path_factory) -> str:
+    return shared_server("classify", tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def generate_url(tmp_path_factory) -> str:
+    return shared_server("generate", tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def classify_client(classify_url):
+    from gradio_client import Client
+
+    return Client(classify_url, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def generate_client(generate_url):
+    from gradio_client import Client
+
+    return Client(generate_url, verbose=False)
+
+
+def _path(value) -> str:
+    """A file output as gradio_client gives it: a local path, or a dict with one."""
+    return value if isinstance(value, str) else value["path"]
+
+
+def _check_report_outputs(annotated, table, reward, summary) -> None:
+    """The outputs of one classified image, as the client sees them, for the over-fitted classifier."""
+    assert Path(_path(annotated["image"])).is_file()
+    labels = [a["label"] for a in annotated["annotations"]]
+    assert sorted(labels) == sorted(ANSWER_NAMES)
+    for mask in annotated["annotations"]:
+        assert Path(_path(mask["image"])).is_file()
+    assert table["headers"] == spaces_utils.TABLE_HEADERS
+    assert {row[0] for row in table["data"]} == ANSWER_NAMES
+    assert {row[1] for row in table["data"]} == {"object-agnostic"}
+    assert "(0.25, 0.10, 0.75, 0.55)" in {row[3] for row in table["data"]}
+    assert reward == pytest.approx(1 - 2 / 13, abs=1e-3)
+    assert "2 artifacts found" in summary
+
+
+# ------------------------------------------------------------------------------------------------------------
+# classify
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_classify_api_returns_boxes_table_reward_and_raw_answer(classify_client):
+    annotated, table, reward, summary, raw = classify_client.predict(_handle(EXAMPLE), api_name="/classify")
+    _check_report_outputs(annotated, table, reward, summary)
+    assert raw.startswith("H) Localized Blur | [0.25, 0.10, 0.75, 0.55]")
+    # The boxes are drawn on the uploaded image, at its size.
+    with Image.open(_path(annotated["image"])) as shown:
+        assert shown.size == Image.open(EXAMPLE).size
+
+
+def test_classify_loads_the_model_once_per_process(classify_client):
+    classify_client.predict(_handle(EXAMPLE), api_name="/classify")
+    classify_client.predict(_handle(EXAMPLE), api_name="/classify")
+    assert spaces_utils._classifier_for.cache_info().misses == 1
+
+
+def test_classify_converts_non_rgb_images(classify_client, tmp_path):
+    grey16 = tmp_path / "grey16.png"
+    Image.fromarray(np.arange(48 * 40, dtype=np.uint16).reshape(40, 48) * 20).save(grey16)
+    rgba = tmp_path / "rgba.png"
+    Image.new("RGBA", (40, 30), (10, 20, 30, 0)).save(rgba)
+    for path in (grey16, rgba):
+        annotated, table, reward, summary, _ = classify_client.predict(_handle(path), api_name="/classify")
+        _check_report_outputs(annotated, table, reward, summary)
+        with Image.open(_path(annotated["image"])) as shown:
+            assert shown.mode == "RGB"
+
+
+def _handle(path):
+    from gradio_client import handle_file
+
+    return handle_file(str(path))
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 64), "not an image"),
+        (lambda p: p.write_bytes(b""), "not an image|empty"),
+        (lambda p: Image.new("L", (9000, 16)).save(p), "too large"),
+        (lambda p: Image.open(EXAMPLE).save(p) or p.write_bytes(p.read_bytes()[:-2000]), "corrupt|truncated|not an"),
+        (lambda p: p.write_bytes(os.urandom(spaces_utils.MAX_FILE_BYTES + 1)), "too large"),
+    ],
+    ids=["corrupt", "empty", "huge", "truncated", "file-too-large"],
+)
+def test_classify_rejects_bad_files_with_a_message_and_stays_up(classify_client, tmp_path, make, message):
+    import re
+
+    from gradio_client.exceptions import AppError
+
+    bad = tmp_path / "bad.png"
+    make(bad)
+    with pytest.raises(AppError) as caught:
+        classify_client.predict(_handle(bad), api_name="/classify")
+    assert re.search(message, str(caught.value), re.IGNORECASE), str(caught.value)
+    assert "Traceback" not in str(caught.value)
+    # The server still answers.
+    annotated, *_ = classify_client.predict(_handle(EXAMPLE), api_name="/classify")
+    assert len(annotated["annotations"]) == 2
+
+
+def test_classify_serves_no_local_files(classify_url):
+    for target in ("/etc/passwd", str(ROOT / "setup.cfg"), str(EXAMPLE)):
+        url = f"{classify_url}gradio_api/file={target}"
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(url, timeout=30)
+        assert caught.value.code in (403, 404)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# generate
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_generate_api_gives_both_sides_from_one_seed(generate_client):
+    out = generate_client.predict("a red apple on a table", 3, 2, 5.0, api_name="/generate")
+    assert len(out) == 10
+    base, refined, (raw_base, raw_refined) = out[0:4], out[4:8], out[8:10]
+    _check_report_outputs(*base)
+    _check_report_outputs(*refined)
+    assert raw_base.startswith("H) Localized Blur") and raw_refined.startswith("H) Localized Blur")
+    base_pixels = np.asarray(Image.open(_path(base[0]["image"])).convert("RGB"), dtype=float)
+    refined_pixels = np.asarray(Image.open(_path(refined[0]["image"])).convert("RGB"), dtype=float)
+    assert base_pixels.shape == refined_pixels.shape
+    assert np.abs(base_pixels - refined_pixels).mean() > 0.5  # the LoRA changes the picture
+    # Same seed, same settings: the same base image again.
+    again = generate_client.predict("a red apple on a table", 3, 2, 5.0, api_name="/generate")
+    again_pixels = np.asarray(Image.open(_path(again[0]["image"])).convert("RGB"), dtype=float)
+    assert np.array_equal(base_pixels, again_pixels)
+
+
+@pytest.mark.parametrize(
+    "prompt, seed, steps, guidance, message",
+    [
+        ("", 0, 2, 5.0, "empty"),
+        ("   \n ", 0, 2, 5.0, "empty"),
+        ("x" * (spaces_utils.MAX_PROMPT_CHARS + 1), 0, 2, 5.0, "too long"),
+        ("a cat", -1, 2, 5.0, "seed"),
+        # The sliders' own bounds check answers first (gradio's message names the bound).
+        ("a cat", 0, 0, 5.0, "steps|less than minimum"),
+        ("a cat", 0, 2, 99.0, "guidance|greater than maximum"),
+    ],
+    ids=["empty", "blank", "too-long", "negative-seed", "zero-steps", "guidance"],
+)
+def test_generate_rejects_bad_settings_and_stays_up(generate_client, prompt, seed, steps, guidance, message):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=f"(?i){message}"):
+        generate_client.predict(prompt, seed, steps, guidance, api_name="/generate")
+    out = generate_client.predict("a cat", 0, 1, 0.0, api_name="/generate")
+    assert len(out[0]["annotations"]) == 2
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Pieces without a server
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_load_image_checks(tmp_path):
+    path = tmp_path / "palette.png"
+    Image.new("P", (20, 10)).save(path)
+    assert spaces_utils.load_image(path).mode == "RGB"
+    with pytest.raises(ValueError, match="too large"):
+        spaces_utils.load_image(Image.new("RGB", (100, 100)), max_pixels=5000)
+    with pytest.raises(ValueError, match="upload an image"):
+        spaces_utils.load_image(None)
+    assert spaces_utils.validate_prompt("  a   cat \n") == "a cat"
+    assert spaces_utils.validate_generation_settings("4", 20.0, 7) == (4, 20, 7.0)
+    with pytest.raises(ValueError, match="numbers"):
+        spaces_utils.validate_generation_settings(None, 20, 7)
+
+
+def test_annotations_and_table_from_a_report():
+    image = Image.new("RGB", (200, 100))
+    report = ArtifactReport(
+        artifacts=[
+            Artifact("localized_blur", (0.1, 0.2, 0.5, 1.2), "blurred"),
+            Artifact("unrealistic_lighting", None, None),
+            Artifact("localized_blur", (0.9, 0.9, 0.9, 0.9), None),
+        ],
+        raw_text="...",
+    )
+    shown, boxes = spaces_utils.annotations(report, image)
+    assert shown is image
+    assert boxes == [((20, 20, 100, 100), "Localized Blur"), ((180, 90, 181, 91), "Localized Blur")]
+    rows = spaces_utils.report_table(report)
+    assert rows[0] == ["Localized Blur", "object-agnostic", "blurred", "(0.10, 0.20, 0.50, 1.20)"]
+    assert rows[1] == ["Unrealistic Lighting", "lighting", "", ""]
+    assert spaces_utils.report_reward(ArtifactReport(raw_text="None")) == 1.0
+    assert spaces_utils.report_reward(ArtifactReport(raw_text="gibberish")) == 0.0
+    assert spaces_utils.report_reward(report) == pytest.approx(1 - 2 / 13)
+
+
+def test_notice_says_when_models_are_untrained():
+    tiny = spaces_utils.ModelSource("/cache/tiny", tiny=True)
+    real = spaces_utils.ModelSource("org/classifier", tiny=False)
+    assert "Untrained demo models" in spaces_utils.demo_notice(real, tiny)
+    assert "Untrained" not in spaces_utils.demo_notice(real)
+
+
+def test_generator_sources_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(spaces_utils.ENV_CACHE, str(tmp_path))
+    monkeypatch.delenv(spaces_utils.ENV_GENERATOR_BASE, raising=False)
+    monkeypatch.delenv(spaces_utils.ENV_GENERATOR_LORA, raising=False)
+    base, lora = spaces_utils.generator_sources()
+    assert base.tiny and lora.tiny and Path(base.path).parent == tmp_path
+    monkeypatch.setenv(spaces_utils.ENV_GENERATOR_BASE, "org/sd")
+    assert spaces_utils.generator_sources() == (spaces_utils.ModelSource("org/sd", tiny=False), None)
+    monkeypatch.setenv(spaces_utils.ENV_GENERATOR_LORA, "org/lora")
+    assert spaces_utils.generator_sources()[1] == spaces_utils.ModelSource("org/lora", tiny=False)
+    monkeypatch.delenv(spaces_utils.ENV_GENERATOR_BASE)
+    with pytest.raises(ValueError, match=spaces_utils.ENV_GENERATOR_BASE):
+        spaces_utils.generator_sources()
+
+
+def test_importing_an_app_loads_no_model(tmp_path):
+    code = (
+        "import sys, importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('app', {str(ROOT / 'spaces/generate/app.py')!r})\n"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        "assert m.build_demo() is not None\n"
+        "print(sorted(k for k in ('torch', 'diffusers', 'synartifact.classifier') if k in sys.modules))\n"
+    )
+    env = {**os.environ, spaces_utils.ENV_CACHE: str(tmp_path / "empty-cache")}
+    env.pop(spaces_utils.ENV_CLASSIFIER, None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "diffusers" not in out.stdout and "synartifact.classifier" not in out.stdout
+    assert not (tmp_path / "empty-cache").exists()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The launcher: python spaces/classify/app.py
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_python_app_py_honours_gradio_server_port(tmp_path):
+    port = _free_port()
+    env = {
+        **os.environ,
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        spaces_utils.ENV_CACHE: str(tmp_path / "cache"),
+    }
+    env.pop(spaces_utils.ENV_CLASSIFIER, None)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "spaces" / "classify" / "app.py")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        config = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=5) as response:
+                    config = json.loads(response.read())
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.5)
+        assert config is not None, f"the app did not come up on port {port}: {process.stdout.read()[-3000:]}"
+        text = json.dumps(config)
+        assert "Untrained demo models" in text  # no SYNARTIFACT_CLASSIFIER: the page says so
+        assert '"api_name": "classify"' in text
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("name", ["classify", "generate"])
+def test_space_folders_have_a_spaces_header_and_pinned_requirements(name):
+    import gradio
+    import yaml
+
+    folder = ROOT / "spaces" / name
+    header = yaml.safe_load((folder / "README.md").read_text(encoding="utf-8").split("---")[1])
+    assert header["sdk"] == "gradio" and header["app_file"] == "app.py"
+    assert header["sdk_version"] == gradio.__version__
+    assert len(header["short_description"]) <= 60
+    for key in ("title", "emoji", "colorFrom", "colorTo", "license", "models", "datasets", "suggested_hardware"):
+        assert key in header, key
+    requirements = (folder / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    assert f"gradio=={gradio.__version__}" in requirements
+    assert any(line.startswith("trl==") for line in requirements)
