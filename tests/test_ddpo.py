@@ -232,3 +232,28 @@ def test_ddpo_recipes_parse(recipe):
     assert script_args.pretrained_model and script_args.classifier and config.num_epochs >= 1
     assert script_args.reward_mode in ("score", "generate")
     assert config.sample_batch_size % config.train_batch_size == 0
+
+
+def test_ddpo_under_torchrun_two_processes(tiny_models, tmp_path):
+    """The same script under a real launcher: world size 2 over gloo, one LoRA folder that loads on the base."""
+    import socket
+    import subprocess
+    import sys
+
+    from diffusers import StableDiffusionPipeline
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    sd, vlm = tiny_models
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+           "-m", "synartifact.ddpo", "--config", str(RECIPE), "--pretrained_model", str(sd), "--classifier", str(vlm),
+           "--output_dir", str(out), "--num_epochs", "1", *FAST]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "ddpo_summary.json").read_text())
+    assert summary["world_size"] == 2
+    pipe = StableDiffusionPipeline.from_pretrained(sd)
+    pipe.load_lora_weights(str(out), weight_name="pytorch_lora_weights.safetensors")
+    assert np.isfinite(_sample(pipe)).all()

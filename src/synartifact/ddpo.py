@@ -322,7 +322,9 @@ def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     ddpo_config_defaults(ddpo_config)
     torch.manual_seed(ddpo_config.seed)
-    state = accelerate.PartialState()  # TRL's pipeline logs through accelerate before any Accelerator exists
+    # TRL's pipeline logs through accelerate before any Accelerator exists, so the state comes first. Without a GPU,
+    # cpu=True lets accelerate see a torchrun / mpirun launch as MULTI_CPU (gloo) instead of one process per rank.
+    state = accelerate.PartialState(cpu=not torch.cuda.is_available())
     args = script_args
 
     # --- models present? output folder, checkpoints, resume ---------------------------------------------------
@@ -436,7 +438,9 @@ def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
     )
     ddpo_config.log_with = user_trackers + [_jsonl_tracker(out / "train_log.jsonl")]
     trainer = DDPOTrainer(
-        ddpo_config, reward_fn, make_prompt_fn(prompts), pipeline, image_samples_hook=image_samples_hook
+        ddpo_config, reward_fn, make_prompt_fn(prompts), pipeline,
+        # TRL hands the hook accelerator.trackers[0], which only the main process has
+        image_samples_hook=image_samples_hook if state.is_main_process else None,
     )
 
     # --- before: reward of held-out prompts with fixed seeds ---------------------------------------------------
@@ -510,6 +514,7 @@ def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
             "before": before,
             "after": after,
             "epochs": len(epochs_log),
+            "world_size": trainer.accelerator.num_processes,
             "timing": timing_summary,
             "script_args": vars(args),
             "ddpo_config": {

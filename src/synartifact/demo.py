@@ -253,7 +253,12 @@ def write_report(s: DemoSettings, folder: Path) -> Path:
     lines += ["## Dataset", "", f"Hub-layout folder: `{out / 'dataset'}` (`load_dataset(\"{out / 'dataset'}\")`).", ""]
     if (out / "dataset" / "artifacts_per_kind.png").is_file():
         lines += ["![artifacts per kind](dataset/artifacts_per_kind.png)", ""]
-    lines += ["## Classifier: zero-shot base vs fine-tuned (SFT + LoRA)", ""]
+    run = _load_json(out / "classifier" / "sft_run.json")
+    method = "SFT + LoRA" if run.get("use_peft") else "SFT, full fine-tuning"
+    lines += [f"## Classifier: zero-shot base vs fine-tuned ({method})", ""]
+    if run:
+        lines += [f"Trained {run.get('global_step')} steps on {run.get('num_train_samples')} images "
+                  f"(answer mode `{run.get('answer_mode')}`, final train loss {_fmt(run.get('train_loss'))}).", ""]
     if clf:
         keys = ["accuracy", "macro_f1", "micro_f1", "exact_match"]
         lines += ["| metric | baseline (zero-shot) | fine-tuned | delta |", "|---|---|---|---|"]

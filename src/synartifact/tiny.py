@@ -520,14 +520,14 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="tiny_command", metavar="MODEL", required=True)
     vlm = sub.add_parser("vlm", help="a tiny vision-language model (model + processor)")
     vlm.add_argument("--out", required=True, help="folder to write")
-    vlm.add_argument("--arch", default="llava", choices=["llava", "idefics3", "qwen2vl"],
+    vlm.add_argument("--arch", default="llava", choices=list(VLM_ARCHS),
                      help="architecture family (default: llava, the paper's)")
     vlm.add_argument("--seed", type=int, default=0, help="seed for the random weights")
     vlm.add_argument("--overwrite", action="store_true", help="replace an existing folder")
-    vlm.set_defaults(func=lambda a: print(build_tiny_vlm(a.out, arch=a.arch, seed=a.seed, overwrite=a.overwrite)))  # noqa: F821
+    vlm.set_defaults(func=lambda a: print(build_tiny_vlm(a.out, arch=a.arch, seed=a.seed, overwrite=a.overwrite)))
     sd = sub.add_parser("sd", help="a tiny Stable Diffusion pipeline (UNet, VAE, CLIP text encoder, tokenizer, DDIM)")
     sd.add_argument("--out", required=True, help="folder to write")
     sd.add_argument("--seed", type=int, default=0, help="seed for the random weights")
     sd.add_argument("--overwrite", action="store_true", help="replace an existing folder")
-    sd.set_defaults(func=lambda a: print(build_tiny_sd(a.out, seed=a.seed, overwrite=a.overwrite)))  # noqa: F821
+    sd.set_defaults(func=lambda a: print(build_tiny_sd(a.out, seed=a.seed, overwrite=a.overwrite)))
     return parser
