@@ -24,9 +24,22 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def _training_kwargs(out: Path, steps: int) -> dict:
-    return dict(output_dir=str(out), max_steps=steps, per_device_train_batch_size=8, learning_rate=1e-3,
-                logging_steps=1000, save_strategy="no", eval_strategy="no", report_to="none", use_cpu=True,
-                bf16=False, seed=0, dataloader_num_workers=0, max_length=None, disable_tqdm=True)
+    return dict(
+        output_dir=str(out),
+        max_steps=steps,
+        per_device_train_batch_size=8,
+        learning_rate=1e-3,
+        logging_steps=1000,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        bf16=False,
+        seed=0,
+        dataloader_num_workers=0,
+        max_length=None,
+        disable_tqdm=True,
+    )
 
 
 def bare_trl(model_dir: Path, data_dir: Path, out: Path, steps: int) -> float:
@@ -41,8 +54,9 @@ def bare_trl(model_dir: Path, data_dir: Path, out: Path, steps: int) -> float:
     train = train.map(lambda r: to_sft_example(r, mode="labels", image_size=64), remove_columns=train.column_names)
     model = AutoModelForImageTextToText.from_pretrained(model_dir)
     processor = AutoProcessor.from_pretrained(model_dir)
-    trainer = SFTTrainer(model=model, args=SFTConfig(**_training_kwargs(out, steps)), train_dataset=train,
-                         processing_class=processor)
+    trainer = SFTTrainer(
+        model=model, args=SFTConfig(**_training_kwargs(out, steps)), train_dataset=train, processing_class=processor
+    )
     return trainer.train().metrics["train_samples_per_second"]
 
 
@@ -73,8 +87,10 @@ def main() -> None:
     from synartifact.data import save_hub_folder, synthesize_dataset
     from synartifact.tiny import build_tiny_vlm
 
-    print(f"machine: {platform.platform()}, {os.cpu_count()} logical cores, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), transformers {transformers.__version__}, trl {trl.__version__}")
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} logical cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), transformers {transformers.__version__}, trl {trl.__version__}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model_dir = build_tiny_vlm(tmp / "tiny-vlm", arch="llava", seed=0)
@@ -89,12 +105,16 @@ def main() -> None:
                 rates[name].append(fn(model_dir, tmp / "data", tmp / f"out-{name[:4]}-{run}", args.steps))
                 walls[name].append(time.perf_counter() - start)
         for name in rates:
-            print(f"{name:>16}: {statistics.median(rates[name]):.2f} train samples/s, "
-                  f"{statistics.median(walls[name]):.1f} s end to end (median of {args.runs})")
+            print(
+                f"{name:>16}: {statistics.median(rates[name]):.2f} train samples/s, "
+                f"{statistics.median(walls[name]):.1f} s end to end (median of {args.runs})"
+            )
         bare, our = statistics.median(rates["bare TRL"]), statistics.median(rates["synartifact.sft"])
         wall_over = statistics.median(walls["synartifact.sft"]) / statistics.median(walls["bare TRL"]) - 1
-        print(f"overhead_train_loop={(bare / our - 1) * 100:+.1f}% overhead_end_to_end={wall_over * 100:+.1f}% "
-              f"(goal <= 10%)")
+        print(
+            f"overhead_train_loop={(bare / our - 1) * 100:+.1f}% overhead_end_to_end={wall_over * 100:+.1f}% "
+            f"(goal <= 10%)"
+        )
 
 
 if __name__ == "__main__":

@@ -44,21 +44,80 @@ def main() -> None:
     out.mkdir(parents=True)
     recipes = Path(__file__).resolve().parents[1] / "recipes"
     stages = [
-        ("dataset synth", ["dataset", "synth", "--n", str(args.n), "--size", "64", "--out", str(out / "data"),
-                           "--num-proc", "1"]),
+        (
+            "dataset synth",
+            ["dataset", "synth", "--n", str(args.n), "--size", "64", "--out", str(out / "data"), "--num-proc", "1"],
+        ),
         ("tiny vlm", ["tiny", "vlm", "--out", str(out / "tiny-vlm")]),
-        ("sft", ["sft", "--config", str(recipes / "tiny/sft/config_cpu.yaml"), "--dataset_name", str(out / "data"),
-                 "--model_name_or_path", str(out / "tiny-vlm"), "--output_dir", str(out / "clf"),
-                 "--max_steps", str(args.sft_steps)]),
-        ("evaluate", ["evaluate", "--model", str(out / "clf"), "--baseline", str(out / "tiny-vlm"), "--dataset",
-                      str(out / "data"), "--out", str(out / "eval"), "--no-css"]),
+        (
+            "sft",
+            [
+                "sft",
+                "--config",
+                str(recipes / "tiny/sft/config_cpu.yaml"),
+                "--dataset_name",
+                str(out / "data"),
+                "--model_name_or_path",
+                str(out / "tiny-vlm"),
+                "--output_dir",
+                str(out / "clf"),
+                "--max_steps",
+                str(args.sft_steps),
+            ],
+        ),
+        (
+            "evaluate",
+            [
+                "evaluate",
+                "--model",
+                str(out / "clf"),
+                "--baseline",
+                str(out / "tiny-vlm"),
+                "--dataset",
+                str(out / "data"),
+                "--out",
+                str(out / "eval"),
+                "--no-css",
+            ],
+        ),
         ("tiny sd", ["tiny", "sd", "--out", str(out / "tiny-sd")]),
-        ("ddpo", ["ddpo", "--config", str(recipes / "tiny/ddpo/config_cpu.yaml"), "--pretrained_model",
-                  str(out / "tiny-sd"), "--classifier", str(out / "clf"), "--prompts", str(out / "data"),
-                  "--output_dir", str(out / "gen"), "--num_epochs", str(args.ddpo_epochs)]),
-        ("evaluate-generator", ["evaluate-generator", "--base", str(out / "tiny-sd"), "--lora", str(out / "gen"),
-                                "--classifier", str(out / "clf"), "--prompts", str(out / "data"), "--seeds", "0", "1",
-                                "--out", str(out / "gen-eval")]),
+        (
+            "ddpo",
+            [
+                "ddpo",
+                "--config",
+                str(recipes / "tiny/ddpo/config_cpu.yaml"),
+                "--pretrained_model",
+                str(out / "tiny-sd"),
+                "--classifier",
+                str(out / "clf"),
+                "--prompts",
+                str(out / "data"),
+                "--output_dir",
+                str(out / "gen"),
+                "--num_epochs",
+                str(args.ddpo_epochs),
+            ],
+        ),
+        (
+            "evaluate-generator",
+            [
+                "evaluate-generator",
+                "--base",
+                str(out / "tiny-sd"),
+                "--lora",
+                str(out / "gen"),
+                "--classifier",
+                str(out / "clf"),
+                "--prompts",
+                str(out / "data"),
+                "--seeds",
+                "0",
+                "1",
+                "--out",
+                str(out / "gen-eval"),
+            ],
+        ),
     ]
     import torch
 
@@ -70,8 +129,11 @@ def main() -> None:
     log = [json.loads(line) for line in (out / "gen" / "reward_log.jsonl").read_text().splitlines() if line.strip()]
     parts = {k: sum(e[f"{k}_s"] for e in log) for k in ("sampling", "reward", "training")}
     total = sum(parts.values())
-    print("ddpo epoch split: " + ", ".join(f"{k} {v / total:.0%}" for k, v in parts.items())
-          + f" ({total / len(log):.1f} s per epoch, goal: reward <= 20%)")
+    print(
+        "ddpo epoch split: "
+        + ", ".join(f"{k} {v / total:.0%}" for k, v in parts.items())
+        + f" ({total / len(log):.1f} s per epoch, goal: reward <= 20%)"
+    )
 
 
 if __name__ == "__main__":

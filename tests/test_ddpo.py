@@ -247,9 +247,28 @@ def test_ddpo_under_torchrun_two_processes(tiny_models, tmp_path):
         port = sock.getsockname()[1]
     sd, vlm = tiny_models
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-           "-m", "synartifact.ddpo", "--config", str(RECIPE), "--pretrained_model", str(sd), "--classifier", str(vlm),
-           "--output_dir", str(out), "--num_epochs", "1", *FAST]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(port),
+        "-m",
+        "synartifact.ddpo",
+        "--config",
+        str(RECIPE),
+        "--pretrained_model",
+        str(sd),
+        "--classifier",
+        str(vlm),
+        "--output_dir",
+        str(out),
+        "--num_epochs",
+        "1",
+        *FAST,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "ddpo_summary.json").read_text())

@@ -31,7 +31,9 @@ def cards_dir() -> Path:
 def _template(name: str) -> Path:
     path = cards_dir() / name
     if not path.is_file():
-        raise FileNotFoundError(f"Card template {path} does not exist; templates here: {sorted(p.name for p in cards_dir().glob('*.md'))}.")
+        raise FileNotFoundError(
+            f"Card template {path} does not exist; templates here: {sorted(p.name for p in cards_dir().glob('*.md'))}."
+        )
     return path
 
 

@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     verbose = "--verbose" in argv
     if verbose:
         argv.remove("--verbose")
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     commands = _available()
 
     if argv and argv[0] in TRL_COMMANDS and argv[0] in commands:

@@ -22,7 +22,9 @@ class SFTScriptArguments(_TRLScriptArguments):
 
     dataset_name: _SFTOptional[str] = _sft_dc.field(
         default="outputs/demo/dataset",
-        metadata={"help": "SynArtifact-style dataset: a local Hub-layout folder (card + parquet) or a Hub dataset id."},
+        metadata={
+            "help": "SynArtifact-style dataset: a local Hub-layout folder (card + parquet) or a Hub dataset id."
+        },
     )
     dataset_train_split: str = _sft_dc.field(default="train", metadata={"help": "Split to train on."})
     dataset_test_split: str = _sft_dc.field(
@@ -30,13 +32,18 @@ class SFTScriptArguments(_TRLScriptArguments):
     )
     answer_mode: str = _sft_dc.field(
         default="labels",
-        metadata={"help": "Reference answer format: 'labels' (the kinds present, the paper's task) or 'full' "
-                          "(each artifact with its box and caption).", "choices": ["labels", "full"]},
+        metadata={
+            "help": "Reference answer format: 'labels' (the kinds present, the paper's task) or 'full' "
+            "(each artifact with its box and caption).",
+            "choices": ["labels", "full"],
+        },
     )
     image_size: _SFTOptional[int] = _sft_dc.field(
         default=None,
-        metadata={"help": "Resize images to this square size before the processor (saves time and memory on big "
-                          "images); None keeps them and lets the processor resize."},
+        metadata={
+            "help": "Resize images to this square size before the processor (saves time and memory on big "
+            "images); None keeps them and lets the processor resize."
+        },
     )
     max_train_samples: _SFTOptional[int] = _sft_dc.field(
         default=None, metadata={"help": "Use at most this many training rows (the first ones); None uses all."}
@@ -46,23 +53,31 @@ class SFTScriptArguments(_TRLScriptArguments):
     )
     build_tiny_model_if_missing: bool = _sft_dc.field(
         default=False,
-        metadata={"help": "When model_name_or_path is a local folder that does not exist, build a tiny VLM there "
-                          "(synartifact.tiny.build_tiny_vlm) first: the offline default."},
+        metadata={
+            "help": "When model_name_or_path is a local folder that does not exist, build a tiny VLM there "
+            "(synartifact.tiny.build_tiny_vlm) first: the offline default."
+        },
     )
     tiny_model_arch: str = _sft_dc.field(
         default="llava",
-        metadata={"help": "Architecture of that tiny VLM: llava, idefics3, qwen2vl or qwen2_5vl.",
-                  "choices": ["llava", "idefics3", "qwen2vl", "qwen2_5vl"]},
+        metadata={
+            "help": "Architecture of that tiny VLM: llava, idefics3, qwen2vl or qwen2_5vl.",
+            "choices": ["llava", "idefics3", "qwen2vl", "qwen2_5vl"],
+        },
     )
     tiny_model_sizes: _SFTOptional[str] = _sft_dc.field(
         default=None,
-        metadata={"help": "Keyword arguments of build_tiny_vlm for that tiny VLM (image_size, patch_size, hidden_size, "
-                          "layers, vision_layers, ...), as a YAML mapping or a JSON string."},
+        metadata={
+            "help": "Keyword arguments of build_tiny_vlm for that tiny VLM (image_size, patch_size, hidden_size, "
+            "layers, vision_layers, ...), as a YAML mapping or a JSON string."
+        },
     )
     eval_results: _SFTOptional[str] = _sft_dc.field(
         default=None,
-        metadata={"help": "Evaluation JSON (synartifact evaluate's metrics.json) whose numbers go into the model card; "
-                          "default: <output_dir>/eval_results.json when present."},
+        metadata={
+            "help": "Evaluation JSON (synartifact evaluate's metrics.json) whose numbers go into the model card; "
+            "default: <output_dir>/eval_results.json when present."
+        },
     )
 
     def __post_init__(self):
@@ -74,7 +89,9 @@ class SFTScriptArguments(_TRLScriptArguments):
             try:
                 self.tiny_model_sizes = json.loads(self.tiny_model_sizes)
             except json.JSONDecodeError as err:
-                raise ValueError(f"tiny_model_sizes must be a JSON object, got {self.tiny_model_sizes!r}: {err}") from err
+                raise ValueError(
+                    f"tiny_model_sizes must be a JSON object, got {self.tiny_model_sizes!r}: {err}"
+                ) from err
 
 
 @_sft_dc.dataclass
@@ -87,16 +104,20 @@ class SFTModelArguments(_TRLModelConfig):
     )
     dtype: _SFTOptional[str] = _sft_dc.field(
         default="float32",
-        metadata={"help": "Weights dtype: 'auto', 'float32', 'bfloat16' or 'float16'.",
-                  "choices": ["auto", "bfloat16", "float16", "float32"]},
+        metadata={
+            "help": "Weights dtype: 'auto', 'float32', 'bfloat16' or 'float16'.",
+            "choices": ["auto", "bfloat16", "float16", "float32"],
+        },
     )
     lora_r: int = _sft_dc.field(default=16, metadata={"help": "LoRA rank."})
     lora_alpha: int = _sft_dc.field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r)."})
     lora_dropout: float = _sft_dc.field(default=0.05, metadata={"help": "LoRA dropout."})
     lora_target_modules: _SFTOptional[list[str]] = _sft_dc.field(
         default=None,
-        metadata={"help": "Module names that get LoRA adapters; None targets the language model's attention and MLP "
-                          "projections (q/k/v/o_proj, gate/up/down_proj)."},
+        metadata={
+            "help": "Module names that get LoRA adapters; None targets the language model's attention and MLP "
+            "projections (q/k/v/o_proj, gate/up/down_proj)."
+        },
     )
     lora_modules_to_save: _SFTOptional[list[str]] = _sft_dc.field(
         default=None,
@@ -104,11 +125,14 @@ class SFTModelArguments(_TRLModelConfig):
     )
     freeze_vision_tower: bool = _sft_dc.field(
         default=False,
-        metadata={"help": "Keep the vision encoder's weights fixed (in full fine-tuning; with LoRA only adapters train)."},
+        metadata={
+            "help": "Keep the vision encoder's weights fixed (in full fine-tuning; with LoRA only adapters train)."
+        },
     )
     freeze_multi_modal_projector: bool = _sft_dc.field(
         default=False, metadata={"help": "Keep the vision-to-text projector fixed in full fine-tuning."}
     )
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # DDPO (artifact alleviation) — owned by the alleviation work
@@ -124,8 +148,10 @@ class DDPOScriptArguments:
 
     pretrained_model: str = _ddpo_dc.field(
         default="outputs/tiny-sd",
-        metadata={"help": "Stable Diffusion pipeline to fine-tune: a local folder or a Hub id "
-                          "(e.g. stable-diffusion-v1-5/stable-diffusion-v1-5)."},
+        metadata={
+            "help": "Stable Diffusion pipeline to fine-tune: a local folder or a Hub id "
+            "(e.g. stable-diffusion-v1-5/stable-diffusion-v1-5)."
+        },
     )
     pretrained_revision: str = _ddpo_dc.field(
         default="main", metadata={"help": "Hub revision of pretrained_model (ignored for local folders)."}
@@ -136,13 +162,18 @@ class DDPOScriptArguments:
     )
     reward_mode: str = _ddpo_dc.field(
         default="score",
-        metadata={"help": "How the classifier is read: 'score' (line-head probabilities, no free decoding; fast) "
-                          "or 'generate' (decode and parse the answer).", "choices": ["score", "generate"]},
+        metadata={
+            "help": "How the classifier is read: 'score' (line-head probabilities, no free decoding; fast) "
+            "or 'generate' (decode and parse the answer).",
+            "choices": ["score", "generate"],
+        },
     )
     reward_weights: _Optional[str] = _ddpo_dc.field(
         default=None,
-        metadata={"help": "Per-kind weights 'kind=weight,...' by slug or name, e.g. "
-                          "'awkward_facial_expression=2,localized_blur=0' (0 ignores a kind; others weigh 1)."},
+        metadata={
+            "help": "Per-kind weights 'kind=weight,...' by slug or name, e.g. "
+            "'awkward_facial_expression=2,localized_blur=0' (0 ignores a kind; others weigh 1)."
+        },
     )
     reward_soft: bool = _ddpo_dc.field(
         default=False,
@@ -153,14 +184,18 @@ class DDPOScriptArguments:
     )
     reward_constrained: bool = _ddpo_dc.field(
         default=False,
-        metadata={"help": "In 'score' mode, compare only the answer format's allowed tokens (constrained decoding), "
-                          "so no answer counts as unparsable; for zero-shot or untrained classifiers."},
+        metadata={
+            "help": "In 'score' mode, compare only the answer format's allowed tokens (constrained decoding), "
+            "so no answer counts as unparsable; for zero-shot or untrained classifiers."
+        },
     )
     reward_batch_size: int = _ddpo_dc.field(default=16, metadata={"help": "Images per classifier forward pass."})
     prompts: _Optional[str] = _ddpo_dc.field(
         default=None,
-        metadata={"help": "Prompts: a text file (one per line), a dataset folder or Hub id with a 'prompt' column. "
-                          "Default: the SynArtifact dataset's own prompts in outputs/demo/dataset."},
+        metadata={
+            "help": "Prompts: a text file (one per line), a dataset folder or Hub id with a 'prompt' column. "
+            "Default: the SynArtifact dataset's own prompts in outputs/demo/dataset."
+        },
     )
     prompt_split: str = _ddpo_dc.field(
         default="train", metadata={"help": "Dataset split to read prompts from (when `prompts` is a dataset)."}
@@ -170,19 +205,24 @@ class DDPOScriptArguments:
     )
     output_dir: str = _ddpo_dc.field(
         default="outputs/ddpo",
-        metadata={"help": "Where the LoRA weights, checkpoints (checkpoints/), sample grids (samples/), the reward "
-                          "log and the model card go."},
+        metadata={
+            "help": "Where the LoRA weights, checkpoints (checkpoints/), sample grids (samples/), the reward "
+            "log and the model card go."
+        },
     )
     overwrite_output_dir: bool = _ddpo_dc.field(
         default=False, metadata={"help": "Replace a finished run already in output_dir (otherwise an error)."}
     )
     use_lora: bool = _ddpo_dc.field(
-        default=True, metadata={"help": "Train LoRA adapters on the UNet attention (TRL's default) instead of the full UNet."}
+        default=True,
+        metadata={"help": "Train LoRA adapters on the UNet attention (TRL's default) instead of the full UNet."},
     )
     build_tiny_models_if_missing: bool = _ddpo_dc.field(
         default=False,
-        metadata={"help": "Build the tiny offline SD pipeline and (untrained) tiny classifier when their local "
-                          "folders are missing."},
+        metadata={
+            "help": "Build the tiny offline SD pipeline and (untrained) tiny classifier when their local "
+            "folders are missing."
+        },
     )
     num_eval_images: int = _ddpo_dc.field(
         default=8,

@@ -438,7 +438,10 @@ def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
     )
     ddpo_config.log_with = user_trackers + [_jsonl_tracker(out / "train_log.jsonl")]
     trainer = DDPOTrainer(
-        ddpo_config, reward_fn, make_prompt_fn(prompts), pipeline,
+        ddpo_config,
+        reward_fn,
+        make_prompt_fn(prompts),
+        pipeline,
         # TRL hands the hook accelerator.trackers[0], which only the main process has
         image_samples_hook=image_samples_hook if state.is_main_process else None,
     )

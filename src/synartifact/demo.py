@@ -91,8 +91,14 @@ def _python_module(module: str, args: list[str]) -> None:
 def _stage_dataset(s: DemoSettings, out: Path) -> None:
     from synartifact.data import save_hub_folder, synthesize_dataset
 
-    dsdict = synthesize_dataset(s.n_images, size=s.image_size, seed=s.seed, clean_fraction=s.clean_fraction,
-                                test_size=s.test_size, num_proc=s.num_proc)
+    dsdict = synthesize_dataset(
+        s.n_images,
+        size=s.image_size,
+        seed=s.seed,
+        clean_fraction=s.clean_fraction,
+        test_size=s.test_size,
+        num_proc=s.num_proc,
+    )
     save_hub_folder(dsdict, out, overwrite=True)
 
 
@@ -103,16 +109,36 @@ def _stage_tiny_vlm(s: DemoSettings, out: Path) -> None:
 
 
 def _stage_sft(s: DemoSettings, out: Path) -> None:
-    _python_module("synartifact.sft", ["--config", str(s.sft_recipe), "--dataset_name", str(s.out / "dataset"),
-                                       "--model_name_or_path", str(s.out / "tiny-vlm"), "--output_dir", str(out),
-                                       "--seed", str(s.seed), *s.sft_overrides])
+    _python_module(
+        "synartifact.sft",
+        [
+            "--config",
+            str(s.sft_recipe),
+            "--dataset_name",
+            str(s.out / "dataset"),
+            "--model_name_or_path",
+            str(s.out / "tiny-vlm"),
+            "--output_dir",
+            str(out),
+            "--seed",
+            str(s.seed),
+            *s.sft_overrides,
+        ],
+    )
 
 
 def _stage_evaluate(s: DemoSettings, out: Path) -> None:
     from synartifact.evaluation import run_evaluation
 
-    run_evaluation(model=str(s.out / "classifier"), baseline=str(s.out / "tiny-vlm"), dataset=str(s.out / "dataset"),
-                   split="test", out=out, max_samples=s.eval_max_samples, overwrite=True)
+    run_evaluation(
+        model=str(s.out / "classifier"),
+        baseline=str(s.out / "tiny-vlm"),
+        dataset=str(s.out / "dataset"),
+        split="test",
+        out=out,
+        max_samples=s.eval_max_samples,
+        overwrite=True,
+    )
 
 
 def _stage_tiny_sd(s: DemoSettings, out: Path) -> None:
@@ -122,16 +148,36 @@ def _stage_tiny_sd(s: DemoSettings, out: Path) -> None:
 
 
 def _stage_ddpo(s: DemoSettings, out: Path) -> None:
-    _python_module("synartifact.ddpo", ["--config", str(s.ddpo_recipe), "--pretrained_model", str(s.out / "tiny-sd"),
-                                        "--classifier", str(s.out / "classifier"), "--output_dir", str(out),
-                                        "--prompts", str(s.out / "dataset"), *s.ddpo_overrides])
+    _python_module(
+        "synartifact.ddpo",
+        [
+            "--config",
+            str(s.ddpo_recipe),
+            "--pretrained_model",
+            str(s.out / "tiny-sd"),
+            "--classifier",
+            str(s.out / "classifier"),
+            "--output_dir",
+            str(out),
+            "--prompts",
+            str(s.out / "dataset"),
+            *s.ddpo_overrides,
+        ],
+    )
 
 
 def _stage_generator_eval(s: DemoSettings, out: Path) -> None:
     from synartifact.generator_eval import evaluate_generator
 
-    evaluate_generator(base=str(s.out / "tiny-sd"), lora=str(s.out / "generator"), classifier=str(s.out / "classifier"),
-                       prompts=str(s.out / "dataset"), seeds=list(s.gen_seeds), out=out, overwrite=True)
+    evaluate_generator(
+        base=str(s.out / "tiny-sd"),
+        lora=str(s.out / "generator"),
+        classifier=str(s.out / "classifier"),
+        prompts=str(s.out / "dataset"),
+        seeds=list(s.gen_seeds),
+        out=out,
+        overwrite=True,
+    )
 
 
 def _stage_report(s: DemoSettings, out: Path) -> None:
@@ -139,31 +185,71 @@ def _stage_report(s: DemoSettings, out: Path) -> None:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("dataset", "dataset", "synthesize the dataset (Hub layout, card)", _stage_dataset,
-          lambda s: {"n": s.n_images, "size": s.image_size, "clean": s.clean_fraction, "test": s.test_size, "seed": s.seed}),
+    Stage(
+        "dataset",
+        "dataset",
+        "synthesize the dataset (Hub layout, card)",
+        _stage_dataset,
+        lambda s: {
+            "n": s.n_images,
+            "size": s.image_size,
+            "clean": s.clean_fraction,
+            "test": s.test_size,
+            "seed": s.seed,
+        },
+    ),
     Stage("tiny-vlm", "tiny-vlm", "build the tiny VLM from configs", _stage_tiny_vlm, lambda s: {"seed": s.seed}),
-    Stage("sft", "classifier", "fine-tune the classifier with TRL SFTTrainer + LoRA", _stage_sft,
-          lambda s: {"recipe": _file_digest(s.sft_recipe), "overrides": s.sft_overrides, "seed": s.seed},
-          after=("dataset", "tiny-vlm")),
-    Stage("evaluate", "classifier-eval", "evaluate base (zero-shot) vs fine-tuned classifier", _stage_evaluate,
-          lambda s: {"max": s.eval_max_samples}, after=("dataset", "tiny-vlm", "sft")),
-    Stage("tiny-sd", "tiny-sd", "build the tiny Stable Diffusion pipeline from configs", _stage_tiny_sd,
-          lambda s: {"seed": s.seed}),
-    Stage("ddpo", "generator", "fine-tune the generator with TRL DDPOTrainer on the classifier's reward", _stage_ddpo,
-          lambda s: {"recipe": _file_digest(s.ddpo_recipe), "overrides": s.ddpo_overrides},
-          after=("dataset", "sft", "tiny-sd")),
-    Stage("generator-eval", "generator-eval", "compare base and refined generator on the same prompts and seeds",
-          _stage_generator_eval, lambda s: {"seeds": list(s.gen_seeds)}, after=("dataset", "sft", "tiny-sd", "ddpo")),
-    Stage("report", ".", "write REPORT.md", _stage_report, lambda s: {},
-          after=("dataset", "evaluate", "generator-eval")),
+    Stage(
+        "sft",
+        "classifier",
+        "fine-tune the classifier with TRL SFTTrainer + LoRA",
+        _stage_sft,
+        lambda s: {"recipe": _file_digest(s.sft_recipe), "overrides": s.sft_overrides, "seed": s.seed},
+        after=("dataset", "tiny-vlm"),
+    ),
+    Stage(
+        "evaluate",
+        "classifier-eval",
+        "evaluate base (zero-shot) vs fine-tuned classifier",
+        _stage_evaluate,
+        lambda s: {"max": s.eval_max_samples},
+        after=("dataset", "tiny-vlm", "sft"),
+    ),
+    Stage(
+        "tiny-sd",
+        "tiny-sd",
+        "build the tiny Stable Diffusion pipeline from configs",
+        _stage_tiny_sd,
+        lambda s: {"seed": s.seed},
+    ),
+    Stage(
+        "ddpo",
+        "generator",
+        "fine-tune the generator with TRL DDPOTrainer on the classifier's reward",
+        _stage_ddpo,
+        lambda s: {"recipe": _file_digest(s.ddpo_recipe), "overrides": s.ddpo_overrides},
+        after=("dataset", "sft", "tiny-sd"),
+    ),
+    Stage(
+        "generator-eval",
+        "generator-eval",
+        "compare base and refined generator on the same prompts and seeds",
+        _stage_generator_eval,
+        lambda s: {"seeds": list(s.gen_seeds)},
+        after=("dataset", "sft", "tiny-sd", "ddpo"),
+    ),
+    Stage(
+        "report", ".", "write REPORT.md", _stage_report, lambda s: {}, after=("dataset", "evaluate", "generator-eval")
+    ),
 )
 
 
 def _stage_fingerprints(s: DemoSettings) -> dict[str, str]:
     prints: dict[str, str] = {}
     for stage in STAGES:
-        prints[stage.name] = _digest({"stage": stage.name, "config": stage.config(s),
-                                      "inputs": [prints[a] for a in stage.after]})
+        prints[stage.name] = _digest(
+            {"stage": stage.name, "config": stage.config(s), "inputs": [prints[a] for a in stage.after]}
+        )
     return prints
 
 
@@ -209,22 +295,27 @@ def run_demo(settings: DemoSettings) -> Path:
         except Exception as err:
             if stage.folder != ".":
                 shutil.rmtree(tmp, ignore_errors=True)
-            raise RuntimeError(f"demo stage '{stage.name}' failed ({err}); the outputs of earlier stages in {s.out} "
-                               f"are intact: fix the cause and rerun `synartifact demo` to continue from here.") from err
+            raise RuntimeError(
+                f"demo stage '{stage.name}' failed ({err}); the outputs of earlier stages in {s.out} "
+                f"are intact: fix the cause and rerun `synartifact demo` to continue from here."
+            ) from err
         if stage.folder != ".":
             if target.exists():
                 shutil.rmtree(target)
             os.replace(tmp, target)
         timings[stage.name] = time.perf_counter() - start
         marker_dir.mkdir(parents=True, exist_ok=True)
-        (marker_dir / FINGERPRINT_FILE).write_text(json.dumps({"fingerprint": prints[stage.name],
-                                                               "seconds": round(timings[stage.name], 1)}))
+        (marker_dir / FINGERPRINT_FILE).write_text(
+            json.dumps({"fingerprint": prints[stage.name], "seconds": round(timings[stage.name], 1)})
+        )
     report = s.out / "REPORT.md"
     print(f"\nDone. Report: {report}")
     print("Open the Spaces on the trained models:")
     print(f"  SYNARTIFACT_CLASSIFIER={s.out / 'classifier'} python spaces/classify/app.py")
-    print(f"  SYNARTIFACT_CLASSIFIER={s.out / 'classifier'} SYNARTIFACT_GENERATOR_BASE={s.out / 'tiny-sd'} "
-          f"SYNARTIFACT_GENERATOR_LORA={s.out / 'generator'} python spaces/generate/app.py")
+    print(
+        f"  SYNARTIFACT_CLASSIFIER={s.out / 'classifier'} SYNARTIFACT_GENERATOR_BASE={s.out / 'tiny-sd'} "
+        f"SYNARTIFACT_GENERATOR_LORA={s.out / 'generator'} python spaces/generate/app.py"
+    )
     return report
 
 
@@ -244,21 +335,32 @@ def write_report(s: DemoSettings, folder: Path) -> Path:
     out = Path(s.out)
     clf = _load_json(out / "classifier-eval" / "metrics.json")
     gen = _load_json(out / "generator-eval" / "metrics.json")
-    times = {st.name: _load_json((out / ".stages" / st.name if st.folder == "." else out / st.folder) / FINGERPRINT_FILE)
-             .get("seconds") for st in STAGES}
-    lines = ["# synartifact demo report", "",
-             "Everything below ran offline on tiny models built from configs (random initial weights), on data "
-             "synthesized from photographs bundled with scikit-image. The numbers show the pipeline works end to end; "
-             "they say nothing about real checkpoints.", ""]
-    lines += ["## Dataset", "", f"Hub-layout folder: `{out / 'dataset'}` (`load_dataset(\"{out / 'dataset'}\")`).", ""]
+    times = {
+        st.name: _load_json(
+            (out / ".stages" / st.name if st.folder == "." else out / st.folder) / FINGERPRINT_FILE
+        ).get("seconds")
+        for st in STAGES
+    }
+    lines = [
+        "# synartifact demo report",
+        "",
+        "Everything below ran offline on tiny models built from configs (random initial weights), on data "
+        "synthesized from photographs bundled with scikit-image. The numbers show the pipeline works end to end; "
+        "they say nothing about real checkpoints.",
+        "",
+    ]
+    lines += ["## Dataset", "", f'Hub-layout folder: `{out / "dataset"}` (`load_dataset("{out / "dataset"}")`).', ""]
     if (out / "dataset" / "artifacts_per_kind.png").is_file():
         lines += ["![artifacts per kind](dataset/artifacts_per_kind.png)", ""]
     run = _load_json(out / "classifier" / "sft_run.json")
     method = "SFT + LoRA" if run.get("use_peft") else "SFT, full fine-tuning"
     lines += [f"## Classifier: zero-shot base vs fine-tuned ({method})", ""]
     if run:
-        lines += [f"Trained {run.get('global_step')} steps on {run.get('num_train_samples')} images "
-                  f"(answer mode `{run.get('answer_mode')}`, final train loss {_fmt(run.get('train_loss'))}).", ""]
+        lines += [
+            f"Trained {run.get('global_step')} steps on {run.get('num_train_samples')} images "
+            f"(answer mode `{run.get('answer_mode')}`, final train loss {_fmt(run.get('train_loss'))}).",
+            "",
+        ]
     if clf:
         keys = ["accuracy", "macro_f1", "micro_f1", "exact_match"]
         lines += ["| metric | baseline (zero-shot) | fine-tuned | delta |", "|---|---|---|---|"]
@@ -282,10 +384,19 @@ def write_report(s: DemoSettings, folder: Path) -> Path:
         lines += [f"![{png.stem}](generator/{png.name})", ""]
     lines += ["## Stage times (seconds)", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {name} | {_fmt(sec) if sec is not None else 'skipped/cached'} |" for name, sec in times.items()]
-    lines += ["", "## Next", "", "Open the Spaces on the trained models:", "", "```",
-              f"SYNARTIFACT_CLASSIFIER={out / 'classifier'} python spaces/classify/app.py",
-              f"SYNARTIFACT_CLASSIFIER={out / 'classifier'} SYNARTIFACT_GENERATOR_BASE={out / 'tiny-sd'} "
-              f"SYNARTIFACT_GENERATOR_LORA={out / 'generator'} python spaces/generate/app.py", "```", ""]
+    lines += [
+        "",
+        "## Next",
+        "",
+        "Open the Spaces on the trained models:",
+        "",
+        "```",
+        f"SYNARTIFACT_CLASSIFIER={out / 'classifier'} python spaces/classify/app.py",
+        f"SYNARTIFACT_CLASSIFIER={out / 'classifier'} SYNARTIFACT_GENERATOR_BASE={out / 'tiny-sd'} "
+        f"SYNARTIFACT_GENERATOR_LORA={out / 'generator'} python spaces/generate/app.py",
+        "```",
+        "",
+    ]
     path = out / "REPORT.md"
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines))
@@ -300,31 +411,62 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``synartifact demo``."""
     d = DemoSettings()
     parser = subparsers.add_parser(
-        "demo", help="run the whole pipeline offline on tiny models and write a report",
+        "demo",
+        help="run the whole pipeline offline on tiny models and write a report",
         description="Synthesize data -> build the tiny VLM -> evaluate it untrained -> SFT -> evaluate -> DDPO the tiny "
-        "generator on its reward -> evaluate base vs refined -> REPORT.md. Stages that are up to date are skipped.")
+        "generator on its reward -> evaluate base vs refined -> REPORT.md. Stages that are up to date are skipped.",
+    )
     parser.add_argument("--out", type=Path, default=d.out, help=f"output folder (default: {d.out})")
-    parser.add_argument("--n-images", type=int, default=d.n_images, help=f"images to synthesize (default: {d.n_images})")
-    parser.add_argument("--image-size", type=int, default=d.image_size, help=f"synthesized image size in px (default: {d.image_size})")
+    parser.add_argument(
+        "--n-images", type=int, default=d.n_images, help=f"images to synthesize (default: {d.n_images})"
+    )
+    parser.add_argument(
+        "--image-size", type=int, default=d.image_size, help=f"synthesized image size in px (default: {d.image_size})"
+    )
     parser.add_argument("--seed", type=int, default=d.seed, help="seed for data, models and training")
     parser.add_argument("--sft-recipe", type=Path, default=d.sft_recipe, help="SFT recipe YAML")
     parser.add_argument("--ddpo-recipe", type=Path, default=d.ddpo_recipe, help="DDPO recipe YAML")
-    parser.add_argument("--sft-arg", action="append", default=[], dest="sft_overrides", metavar="FLAG",
-                        help="extra flag for the SFT script, e.g. --sft-arg=--max_steps=20 (repeatable)")
-    parser.add_argument("--ddpo-arg", action="append", default=[], dest="ddpo_overrides", metavar="FLAG",
-                        help="extra flag for the DDPO script, e.g. --ddpo-arg=--num_epochs=2 (repeatable)")
+    parser.add_argument(
+        "--sft-arg",
+        action="append",
+        default=[],
+        dest="sft_overrides",
+        metavar="FLAG",
+        help="extra flag for the SFT script, e.g. --sft-arg=--max_steps=20 (repeatable)",
+    )
+    parser.add_argument(
+        "--ddpo-arg",
+        action="append",
+        default=[],
+        dest="ddpo_overrides",
+        metavar="FLAG",
+        help="extra flag for the DDPO script, e.g. --ddpo-arg=--num_epochs=2 (repeatable)",
+    )
     parser.add_argument("--eval-max-samples", type=int, default=None, help="cap the evaluation split")
     parser.add_argument("--force", action="store_true", help="redo every stage")
-    parser.add_argument("--force-stage", default=None, choices=[st.name for st in STAGES],
-                        help="redo this stage and every stage after it")
+    parser.add_argument(
+        "--force-stage",
+        default=None,
+        choices=[st.name for st in STAGES],
+        help="redo this stage and every stage after it",
+    )
     parser.set_defaults(func=_cli)
     return parser
 
 
 def _cli(args: argparse.Namespace) -> int:
-    settings = DemoSettings(out=args.out, n_images=args.n_images, image_size=args.image_size, seed=args.seed,
-                            sft_recipe=args.sft_recipe, ddpo_recipe=args.ddpo_recipe,
-                            sft_overrides=args.sft_overrides, ddpo_overrides=args.ddpo_overrides,
-                            eval_max_samples=args.eval_max_samples, force=args.force, force_stage=args.force_stage)
+    settings = DemoSettings(
+        out=args.out,
+        n_images=args.n_images,
+        image_size=args.image_size,
+        seed=args.seed,
+        sft_recipe=args.sft_recipe,
+        ddpo_recipe=args.ddpo_recipe,
+        sft_overrides=args.sft_overrides,
+        ddpo_overrides=args.ddpo_overrides,
+        eval_max_samples=args.eval_max_samples,
+        force=args.force,
+        force_stage=args.force_stage,
+    )
     run_demo(settings)
     return 0

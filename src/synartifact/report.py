@@ -77,5 +77,11 @@ class ArtifactReport:
                 px = a.bbox_pixels(self.width, self.height)
                 row["bbox_pixels"] = list(px) if px is not None else None
             rows.append(row)
-        return {"artifacts": rows, "kinds": sorted(self.kinds), "raw_text": self.raw_text,
-                "well_formed": self.well_formed, "width": self.width, "height": self.height}
+        return {
+            "artifacts": rows,
+            "kinds": sorted(self.kinds),
+            "raw_text": self.raw_text,
+            "well_formed": self.well_formed,
+            "width": self.width,
+            "height": self.height,
+        }

@@ -35,11 +35,16 @@ def _chat_template(user: str, assistant: str, end: str, image: str, generation: 
         "{{- " + repr(start) + " -}}"
         "{%- for message in messages -%}"
         "{%- if message['role'] == 'assistant' -%}{{- " + repr(assistant) + " -}}"
-        "{%- elif message['role'] == 'system' -%}{{- " + repr(user.replace("user", "system").replace("User", "System")
-                                                             .replace("USER", "SYSTEM")) + " -}}"
-        "{%- else -%}{{- " + repr(user) + " -}}{%- endif -%}"
+        "{%- elif message['role'] == 'system' -%}{{- "
+        + repr(user.replace("user", "system").replace("User", "System").replace("USER", "SYSTEM"))
+        + " -}}"
+        "{%- else -%}{{- "
+        + repr(user)
+        + " -}}{%- endif -%}"
         + content
-        + "{%- if message['role'] == 'assistant' -%}{{- eos_token -}}{%- else -%}{{- " + repr(end) + " -}}{%- endif -%}"
+        + "{%- if message['role'] == 'assistant' -%}{{- eos_token -}}{%- else -%}{{- "
+        + repr(end)
+        + " -}}{%- endif -%}"
         "{%- if not loop.last or message['role'] != 'assistant' -%}{{- '\\n' -}}{%- endif -%}"
         "{%- endfor -%}"
         "{%- if add_generation_prompt -%}{{- " + repr(generation) + " -}}{%- endif -%}"
@@ -50,21 +55,30 @@ _VLM_TEMPLATES = {
     # llava-1.5: "USER: <image>\n{question}\nASSISTANT: {answer}</s>" (the end token of a user turn is empty)
     "llava": _chat_template("USER: ", "ASSISTANT: ", "", "<image>\n", "ASSISTANT: "),
     # SmolVLM: "<|im_start|>User:<image>{question}<end_of_utterance>\nAssistant: {answer}<end_of_utterance>"
-    "idefics3": _chat_template("User:", "Assistant: ", "<end_of_utterance>", "<image>", "Assistant: ",
-                               start="<|im_start|>"),
+    "idefics3": _chat_template(
+        "User:", "Assistant: ", "<end_of_utterance>", "<image>", "Assistant: ", start="<|im_start|>"
+    ),
     # Qwen2-VL: "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{question}<|im_end|>\n..."
-    "qwen2vl": _chat_template("<|im_start|>user\n", "<|im_start|>assistant\n", "<|im_end|>",
-                              "<|vision_start|><|image_pad|><|vision_end|>", "<|im_start|>assistant\n"),
+    "qwen2vl": _chat_template(
+        "<|im_start|>user\n",
+        "<|im_start|>assistant\n",
+        "<|im_end|>",
+        "<|vision_start|><|image_pad|><|vision_end|>",
+        "<|im_start|>assistant\n",
+    ),
 }
 _VLM_TEMPLATES["qwen2_5vl"] = _VLM_TEMPLATES["qwen2vl"]
 
 # (pad, bos, eos, extra special tokens) of each family's tokenizer.
 _VLM_SPECIAL_TOKENS = {
     "llava": ("<pad>", "<s>", "</s>", ["<image>"]),
-    "idefics3": ("<pad>", "<s>", "<end_of_utterance>",
-                 ["<image>", "<fake_token_around_image>", "<global-img>"]),
-    "qwen2vl": ("<|endoftext|>", None, "<|im_end|>",
-                ["<|im_start|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]),
+    "idefics3": ("<pad>", "<s>", "<end_of_utterance>", ["<image>", "<fake_token_around_image>", "<global-img>"]),
+    "qwen2vl": (
+        "<|endoftext|>",
+        None,
+        "<|im_end|>",
+        ["<|im_start|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"],
+    ),
 }
 _VLM_SPECIAL_TOKENS["qwen2_5vl"] = _VLM_SPECIAL_TOKENS["qwen2vl"]
 
@@ -88,8 +102,11 @@ def _tokenizer_corpus() -> list[str]:
     texts += [prompts.render_answer([Artifact(slug)], "labels") for slug in SLUGS] + [prompts.NONE_ANSWER]
     for _ in range(200):
         box = sorted(rng.random() for _ in range(2)) + sorted(rng.random() for _ in range(2))
-        texts.append(prompts.render_answer([Artifact(rng.choice(SLUGS), (box[0], box[2], box[1], box[3]),
-                                                     "The region looks wrong.")], "full"))
+        texts.append(
+            prompts.render_answer(
+                [Artifact(rng.choice(SLUGS), (box[0], box[2], box[1], box[3]), "The region looks wrong.")], "full"
+            )
+        )
     texts += [f"{i / 100:.2f}" for i in range(101)]
     texts += ["USER: ", "ASSISTANT: ", "User:", "Assistant: ", "System:", "user", "assistant", "system", "SYSTEM: "]
     return texts * 4
@@ -113,13 +130,19 @@ def build_vlm_tokenizer(arch: str = "llava", vocab_size: int = 4096):
     pad, bos, eos, extra = _VLM_SPECIAL_TOKENS[arch]
     specials = [t for t in (pad, bos, eos) if t] + extra
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(_PRETOKEN_SPLIT), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(_PRETOKEN_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(_tokenizer_corpus(), trainer=trainer)
     kwargs = {"pad_token": pad, "eos_token": eos, "additional_special_tokens": extra}
     if bos:
@@ -131,8 +154,13 @@ def build_vlm_tokenizer(arch: str = "llava", vocab_size: int = 4096):
         kwargs["unk_token"] = None
     else:
         cls = PreTrainedTokenizerFast
-    tokenizer = cls(tokenizer_object=tok, chat_template=_VLM_TEMPLATES[arch], clean_up_tokenization_spaces=False,
-                    model_input_names=["input_ids", "attention_mask"], **kwargs)
+    tokenizer = cls(
+        tokenizer_object=tok,
+        chat_template=_VLM_TEMPLATES[arch],
+        clean_up_tokenization_spaces=False,
+        model_input_names=["input_ids", "attention_mask"],
+        **kwargs,
+    )
     return tokenizer
 
 
@@ -169,30 +197,52 @@ def _tiny_llava(tokenizer, image_size: int, patch_size: int, sizes: dict):
 
     num_patches = (image_size // patch_size) ** 2
     vision = CLIPVisionConfig(
-        hidden_size=sizes.get("vision_hidden_size", 64), intermediate_size=sizes.get("vision_intermediate_size", 128),
-        num_hidden_layers=sizes.get("vision_layers", 3), num_attention_heads=sizes.get("vision_heads", 4),
-        image_size=image_size, patch_size=patch_size, projection_dim=sizes.get("vision_hidden_size", 64),
+        hidden_size=sizes.get("vision_hidden_size", 64),
+        intermediate_size=sizes.get("vision_intermediate_size", 128),
+        num_hidden_layers=sizes.get("vision_layers", 3),
+        num_attention_heads=sizes.get("vision_heads", 4),
+        image_size=image_size,
+        patch_size=patch_size,
+        projection_dim=sizes.get("vision_hidden_size", 64),
     )
     text = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=sizes.get("hidden_size", 64),
-        intermediate_size=sizes.get("intermediate_size", 128), num_hidden_layers=sizes.get("layers", 2),
-        num_attention_heads=sizes.get("heads", 4), num_key_value_heads=sizes.get("heads", 4),
+        vocab_size=len(tokenizer),
+        hidden_size=sizes.get("hidden_size", 64),
+        intermediate_size=sizes.get("intermediate_size", 128),
+        num_hidden_layers=sizes.get("layers", 2),
+        num_attention_heads=sizes.get("heads", 4),
+        num_key_value_heads=sizes.get("heads", 4),
         max_position_embeddings=sizes.get("max_position_embeddings", 1024),
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
     config = LlavaConfig(
-        vision_config=vision, text_config=text, image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-        vision_feature_select_strategy="default", vision_feature_layer=-1, image_seq_length=num_patches,
-        projector_hidden_act="gelu", pad_token_id=tokenizer.pad_token_id,
+        vision_config=vision,
+        text_config=text,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+        image_seq_length=num_patches,
+        projector_hidden_act="gelu",
+        pad_token_id=tokenizer.pad_token_id,
     )
     model = LlavaForConditionalGeneration(config)
     image_processor = CLIPImageProcessor(
-        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
-        do_center_crop=True, image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5],
+        size={"shortest_edge": image_size},
+        crop_size={"height": image_size, "width": image_size},
+        do_center_crop=True,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
     )
-    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=patch_size,
-                               num_additional_image_tokens=1, vision_feature_select_strategy="default",
-                               chat_template=tokenizer.chat_template)
+    processor = LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=patch_size,
+        num_additional_image_tokens=1,
+        vision_feature_select_strategy="default",
+        chat_template=tokenizer.chat_template,
+    )
     return model, processor
 
 
@@ -207,27 +257,44 @@ def _tiny_idefics3(tokenizer, image_size: int, patch_size: int, sizes: dict):
     scale_factor = 2
     image_seq_len = (image_size // patch_size) ** 2 // scale_factor**2
     image_processor = Idefics3ImageProcessor(
-        size={"longest_edge": image_size}, max_image_size={"longest_edge": image_size}, do_image_splitting=False,
-        image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5],
+        size={"longest_edge": image_size},
+        max_image_size={"longest_edge": image_size},
+        do_image_splitting=False,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
     )
-    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=image_seq_len,
-                                  chat_template=tokenizer.chat_template)
+    processor = Idefics3Processor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        image_seq_len=image_seq_len,
+        chat_template=tokenizer.chat_template,
+    )
     config = Idefics3Config(
         vision_config=dict(
-            image_size=image_size, patch_size=patch_size, hidden_size=sizes.get("vision_hidden_size", 32),
-            intermediate_size=sizes.get("vision_intermediate_size", 64), num_hidden_layers=sizes.get("vision_layers", 2),
+            image_size=image_size,
+            patch_size=patch_size,
+            hidden_size=sizes.get("vision_hidden_size", 32),
+            intermediate_size=sizes.get("vision_intermediate_size", 64),
+            num_hidden_layers=sizes.get("vision_layers", 2),
             num_attention_heads=sizes.get("vision_heads", 4),
         ),
         text_config=dict(
-            model_type="llama", vocab_size=len(tokenizer), hidden_size=sizes.get("hidden_size", 64),
-            intermediate_size=sizes.get("intermediate_size", 128), num_hidden_layers=sizes.get("layers", 2),
-            num_attention_heads=sizes.get("heads", 4), num_key_value_heads=sizes.get("heads", 4),
+            model_type="llama",
+            vocab_size=len(tokenizer),
+            hidden_size=sizes.get("hidden_size", 64),
+            intermediate_size=sizes.get("intermediate_size", 128),
+            num_hidden_layers=sizes.get("layers", 2),
+            num_attention_heads=sizes.get("heads", 4),
+            num_key_value_heads=sizes.get("heads", 4),
             max_position_embeddings=sizes.get("max_position_embeddings", 1024),
-            pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
         ),
-        scale_factor=scale_factor, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
+        scale_factor=scale_factor,
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
     )
     return Idefics3ForConditionalGeneration(config), processor
 
@@ -251,42 +318,77 @@ def _tiny_qwen(tokenizer, image_size: int, patch_size: int, sizes: dict, version
     merge = 2
     side = max(image_size // (patch_size * merge), 1) * patch_size * merge
     image_processor = Qwen2VLImageProcessor(
-        min_pixels=side * side, max_pixels=side * side, patch_size=patch_size, merge_size=merge,
-        temporal_patch_size=2, image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5],
+        min_pixels=side * side,
+        max_pixels=side * side,
+        patch_size=patch_size,
+        merge_size=merge,
+        temporal_patch_size=2,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
     )
-    processor = _qwen_processor_class()(image_processor=image_processor, tokenizer=tokenizer,
-                                        chat_template=tokenizer.chat_template)
+    processor = _qwen_processor_class()(
+        image_processor=image_processor, tokenizer=tokenizer, chat_template=tokenizer.chat_template
+    )
     hidden, heads = sizes.get("hidden_size", 64), sizes.get("heads", 4)
     head_dim = hidden // heads
     section = [head_dim // 8, 3 * head_dim // 16, head_dim // 2 - head_dim // 8 - 3 * head_dim // 16]
     text = dict(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=sizes.get("intermediate_size", 128),
-        num_hidden_layers=sizes.get("layers", 2), num_attention_heads=heads, num_key_value_heads=heads,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=sizes.get("intermediate_size", 128),
+        num_hidden_layers=sizes.get("layers", 2),
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
         max_position_embeddings=sizes.get("max_position_embeddings", 1024),
-        rope_scaling={"type": "mrope", "mrope_section": section}, pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False,
+        rope_scaling={"type": "mrope", "mrope_section": section},
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
     )
-    ids = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in (
-        ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
-        ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>"))}
+    ids = {
+        name: tokenizer.convert_tokens_to_ids(tok)
+        for name, tok in (
+            ("image_token_id", "<|image_pad|>"),
+            ("video_token_id", "<|video_pad|>"),
+            ("vision_start_token_id", "<|vision_start|>"),
+            ("vision_end_token_id", "<|vision_end|>"),
+        )
+    }
     vision_hidden = sizes.get("vision_hidden_size", 32)
     if version == "qwen2vl":
         from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
-        vision = dict(depth=sizes.get("vision_layers", 2), embed_dim=vision_hidden, hidden_size=hidden,
-                      num_heads=sizes.get("vision_heads", 4), mlp_ratio=2, patch_size=patch_size,
-                      spatial_merge_size=merge, temporal_patch_size=2, in_channels=3)
+        vision = dict(
+            depth=sizes.get("vision_layers", 2),
+            embed_dim=vision_hidden,
+            hidden_size=hidden,
+            num_heads=sizes.get("vision_heads", 4),
+            mlp_ratio=2,
+            patch_size=patch_size,
+            spatial_merge_size=merge,
+            temporal_patch_size=2,
+            in_channels=3,
+        )
         config = Qwen2VLConfig(text_config=text, vision_config=vision, **text, **ids)
         model = Qwen2VLForConditionalGeneration(config)
     else:
         from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
         depth = sizes.get("vision_layers", 2)
-        vision = dict(depth=depth, hidden_size=vision_hidden, out_hidden_size=hidden,
-                      intermediate_size=sizes.get("vision_intermediate_size", 64),
-                      num_heads=sizes.get("vision_heads", 4), patch_size=patch_size, spatial_merge_size=merge,
-                      temporal_patch_size=2, in_channels=3, window_size=patch_size * merge * 2,
-                      fullatt_block_indexes=[depth - 1])
+        vision = dict(
+            depth=depth,
+            hidden_size=vision_hidden,
+            out_hidden_size=hidden,
+            intermediate_size=sizes.get("vision_intermediate_size", 64),
+            num_heads=sizes.get("vision_heads", 4),
+            patch_size=patch_size,
+            spatial_merge_size=merge,
+            temporal_patch_size=2,
+            in_channels=3,
+            window_size=patch_size * merge * 2,
+            fullatt_block_indexes=[depth - 1],
+        )
         config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, **text, **ids)
         model = Qwen2_5_VLForConditionalGeneration(config)
     return model, processor
@@ -319,8 +421,17 @@ def build_tiny_vlm(
     image_size, patch_size = int(image_size or default_image), int(patch_size or default_patch)
     if image_size % patch_size:
         raise ValueError(f"image_size {image_size} must be a multiple of patch_size {patch_size}.")
-    known = {"hidden_size", "intermediate_size", "layers", "heads", "vision_hidden_size", "vision_intermediate_size",
-             "vision_layers", "vision_heads", "max_position_embeddings"}
+    known = {
+        "hidden_size",
+        "intermediate_size",
+        "layers",
+        "heads",
+        "vision_hidden_size",
+        "vision_intermediate_size",
+        "vision_layers",
+        "vision_heads",
+        "max_position_embeddings",
+    }
     if set(sizes) - known:
         raise ValueError(f"Unknown tiny VLM size(s) {sorted(set(sizes) - known)}: valid ones are {sorted(known)}.")
 
@@ -367,8 +478,11 @@ def load_vlm_processor(path, **kwargs):
         from transformers import AutoImageProcessor, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-        return _qwen_processor_class()(image_processor=AutoImageProcessor.from_pretrained(path, **kwargs),
-                                       tokenizer=tokenizer, chat_template=tokenizer.chat_template)
+        return _qwen_processor_class()(
+            image_processor=AutoImageProcessor.from_pretrained(path, **kwargs),
+            tokenizer=tokenizer,
+            chat_template=tokenizer.chat_template,
+        )
     if error is not None:
         raise error
     raise ValueError(f"{path} holds no multimodal processor (processor_config.json / preprocessor_config.json).")
@@ -389,8 +503,32 @@ def get_tiny_vlm(out_dir="outputs/tiny-vlm", arch: str = "llava", **kwargs) -> P
 
 # A few byte-level BPE merges over frequent English pairs, so that prompts tokenize into fewer symbols than bytes.
 _SD_MERGES = (
-    "t h", "th e</w>", "a n", "i n", "e r", "o n", "r e", "a t", "e n", "o r", "e s", "i s", "a r", "a l",
-    "s t", "o u", "l e", "i t", "in g</w>", "an d</w>", "o f</w>", "a</w>", "s</w>", "e</w>", "d</w>", "y</w>",
+    "t h",
+    "th e</w>",
+    "a n",
+    "i n",
+    "e r",
+    "o n",
+    "r e",
+    "a t",
+    "e n",
+    "o r",
+    "e s",
+    "i s",
+    "a r",
+    "a l",
+    "s t",
+    "o u",
+    "l e",
+    "i t",
+    "in g</w>",
+    "an d</w>",
+    "o f</w>",
+    "a</w>",
+    "s</w>",
+    "e</w>",
+    "d</w>",
+    "y</w>",
 )
 
 
@@ -473,7 +611,9 @@ def build_tiny_sd(
         )
         torch.manual_seed(seed + 2)
         vocab_file, merges_file = _write_tiny_clip_tokenizer_files(tmp / "_tokenizer_src")
-        tokenizer = CLIPTokenizer(vocab_file=str(vocab_file), merges_file=str(merges_file), model_max_length=max_length)
+        tokenizer = CLIPTokenizer(
+            vocab_file=str(vocab_file), merges_file=str(merges_file), model_max_length=max_length
+        )
         text_encoder = CLIPTextModel(
             CLIPTextConfig(
                 vocab_size=len(tokenizer),
@@ -489,12 +629,22 @@ def build_tiny_sd(
             )
         )
         scheduler = DDIMScheduler(
-            beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-            set_alpha_to_one=False, steps_offset=1,
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            clip_sample=False,
+            set_alpha_to_one=False,
+            steps_offset=1,
         )
         pipe = StableDiffusionPipeline(
-            unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
-            safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+            unet=unet,
+            vae=vae,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            scheduler=scheduler,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
         )
         pipe.save_pretrained(tmp)
         shutil.rmtree(tmp / "_tokenizer_src")
@@ -514,14 +664,18 @@ def build_tiny_sd(
 
 def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``synartifact tiny {vlm,sd}``."""
-    parser = subparsers.add_parser("tiny", help="write tiny offline models built from configs",
-                                   description="Write a tiny model with random weights, built from configs, to a folder "
-                                   "that from_pretrained loads. No download.")
+    parser = subparsers.add_parser(
+        "tiny",
+        help="write tiny offline models built from configs",
+        description="Write a tiny model with random weights, built from configs, to a folder "
+        "that from_pretrained loads. No download.",
+    )
     sub = parser.add_subparsers(dest="tiny_command", metavar="MODEL", required=True)
     vlm = sub.add_parser("vlm", help="a tiny vision-language model (model + processor)")
     vlm.add_argument("--out", required=True, help="folder to write")
-    vlm.add_argument("--arch", default="llava", choices=list(VLM_ARCHS),
-                     help="architecture family (default: llava, the paper's)")
+    vlm.add_argument(
+        "--arch", default="llava", choices=list(VLM_ARCHS), help="architecture family (default: llava, the paper's)"
+    )
     vlm.add_argument("--seed", type=int, default=0, help="seed for the random weights")
     vlm.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     vlm.set_defaults(func=lambda a: print(build_tiny_vlm(a.out, arch=a.arch, seed=a.seed, overwrite=a.overwrite)))
