@@ -32,8 +32,6 @@ import argparse
 import json
 import logging
 import math
-import shutil
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -43,6 +41,7 @@ import numpy as np
 
 from synartifact.report import Artifact, ArtifactReport
 from synartifact.taxonomy import KINDS, SLUGS, get_kind
+from synartifact.utils import atomic_dir
 
 __all__ = [
     "ACCURACY_DEFINITION",
@@ -707,27 +706,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _fresh_out(out: Path, overwrite: bool) -> Path:
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"Output folder {out} already exists: choose another --out or pass --overwrite.")
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"Output path {out} exists and is not a folder.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f"{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    return tmp
-
-
-def _finish_out(tmp: Path, out: Path) -> None:
-    if out.exists():
-        trash = out.parent / f"{out.name}.old-{uuid.uuid4().hex[:8]}"
-        out.rename(trash)
-        tmp.rename(out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        tmp.rename(out)
-
-
 def run_evaluation(
     model: Any,
     baseline: Any | None,
@@ -787,8 +765,7 @@ def run_evaluation(
         "dataset": str(dataset if isinstance(dataset, (str, Path)) else type(dataset).__name__),
         "split": split,
     }
-    tmp = _fresh_out(out, overwrite)
-    try:
+    with atomic_dir(out, overwrite) as tmp:
         (tmp / "metrics.json").write_text(json.dumps({**metrics, "info": info}, indent=2) + "\n", encoding="utf-8")
         (tmp / "report.md").write_text(_report_markdown(metrics, info), encoding="utf-8")
         ids = data["image_id"] if hasattr(data, "column_names") and "image_id" in data.column_names else None
@@ -815,10 +792,6 @@ def run_evaluation(
             },
             tmp / "cooccurrence.png",
         )
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _finish_out(tmp, out)
     return metrics
 
 

@@ -14,8 +14,6 @@ import argparse
 import json
 import logging
 import math
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from synartifact.taxonomy import SLUGS
+from synartifact.utils import atomic_dir
 
 __all__ = [
     "DEFAULT_PROMPTS",
@@ -368,18 +367,10 @@ def evaluate_generator(
         if part in metrics and not math.isfinite(metrics[part]["mean_reward"]):
             raise RuntimeError(f"The {part} mean reward is not finite: check the classifier at {classifier}.")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         save_image_grid(rows, tmp / "before_after.png", titles=prompt_list)
         (tmp / "report.md").write_text(_report_md(metrics))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return metrics
 
 

@@ -13,13 +13,12 @@ import json
 import logging
 import math
 import os
-import shutil
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from synartifact.taxonomy import KINDS
+from synartifact.utils import atomic_dir
 
 __all__ = ["save_hub_folder", "load_artifact_dataset", "push_to_hub", "stats", "format_stats", "write_rejected"]
 
@@ -153,11 +152,7 @@ def save_hub_folder(
         dsdict = type(dsdict)({split: ds for split, ds in dsdict.items() if len(ds)})
     if not dsdict:
         raise ValueError(f"Nothing to write to {out}: every split is empty")
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists: choose another --out or pass --overwrite (overwrite=True)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f"{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+    with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "data").mkdir(parents=True)
         shards: dict[str, list[Path]] = {}
         for split, ds in dsdict.items():
@@ -189,16 +184,6 @@ def save_hub_folder(
         context.update(card_context or {})
         card = render_dataset_card(CARD_TEMPLATE, _card_data(dsdict, shards), **context)
         (tmp / "README.md").write_text(card, encoding="utf-8")
-        if out.exists():
-            old = out.parent / f"{out.name}.old-{uuid.uuid4().hex[:8]}"
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out
 
 
