@@ -216,7 +216,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "sft",
         "classifier",
-        "fine-tune the classifier with TRL SFTTrainer + LoRA",
+        "fine-tune the classifier with TRL SFTTrainer (LoRA or full, as the recipe says)",
         _stage_sft,
         lambda s: {"recipe": _file_digest(s.sft_recipe), "overrides": s.sft_overrides, "seed": s.seed},
         after=("dataset", "tiny-vlm"),
