@@ -397,7 +397,11 @@ def write_report(s: DemoSettings, folder: Path) -> Path:
     for png in sorted((out / "generator").glob("*.png")):
         lines += [f"![{png.stem}](generator/{png.name})", ""]
     lines += ["## Stage times (seconds)", "", "| stage | seconds |", "|---|---|"]
-    lines += [f"| {name} | {_fmt(sec) if sec is not None else 'skipped/cached'} |" for name, sec in times.items()]
+    lines += [
+        f"| {name} | {_fmt(sec) if sec is not None else 'not run'} |"
+        for name, sec in times.items()
+        if name != "report"
+    ]
     lines += [
         "",
         "## Next",
