@@ -166,23 +166,11 @@ def build_vlm_tokenizer(arch: str = "llava", vocab_size: int = 4096):
 
 def _write_atomically(out, overwrite: bool, write) -> Path:
     """Run ``write(tmp_folder)`` and rename the folder to ``out`` when it completes."""
-    import shutil
-    import tempfile
+    from synartifact.utils import atomic_dir
 
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists: pass overwrite=True (--overwrite) to replace it.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out, overwrite=overwrite) as tmp:
         write(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return Path(out)
 
 
 def _tiny_llava(tokenizer, image_size: int, patch_size: int, sizes: dict):
@@ -571,20 +559,19 @@ def build_tiny_sd(
     reloads it; TRL's ``DefaultDDPOStableDiffusionPipeline(out, use_lora=True)`` fine-tunes it.
     """
     import shutil
-    import tempfile
 
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from synartifact.utils import atomic_dir
 
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists: pass overwrite=True (or --overwrite) to replace it.")
     if sample_size < 4 or sample_size % 4:
         raise ValueError(f"sample_size={sample_size} must be a positive multiple of 4 (the UNet downsamples once).")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out, overwrite=True) as tmp:
         torch.manual_seed(seed)
         unet = UNet2DConditionModel(
             sample_size=sample_size,
@@ -648,12 +635,6 @@ def build_tiny_sd(
         )
         pipe.save_pretrained(tmp)
         shutil.rmtree(tmp / "_tokenizer_src")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
