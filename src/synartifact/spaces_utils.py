@@ -31,6 +31,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from synartifact.report import ArtifactReport
 from synartifact.taxonomy import KINDS
+from synartifact.utils import atomic_dir
 
 __all__ = [
     "ENV_CLASSIFIER",
@@ -326,8 +327,6 @@ def _tiny_sd(folder: Path) -> None:
 
 def _tiny_lora(folder: Path) -> None:
     """A random LoRA on the tiny UNet, standing in for a DDPO-refined adapter (so the two sides differ)."""
-    import tempfile
-
     import torch
     from diffusers import StableDiffusionPipeline
     from peft import LoraConfig
@@ -340,11 +339,10 @@ def _tiny_lora(folder: Path) -> None:
     pipe.unet.add_adapter(
         LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
     )
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
-    StableDiffusionPipeline.save_lora_weights(
-        tmp, unet_lora_layers=get_peft_model_state_dict(pipe.unet), safe_serialization=True
-    )
-    tmp.rename(folder)
+    with atomic_dir(folder) as tmp:
+        StableDiffusionPipeline.save_lora_weights(
+            tmp, unet_lora_layers=get_peft_model_state_dict(pipe.unet), safe_serialization=True
+        )
 
 
 def classifier_source() -> ModelSource:

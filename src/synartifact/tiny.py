@@ -173,6 +173,22 @@ def _write_atomically(out, overwrite: bool, write) -> Path:
     return Path(out)
 
 
+def _llama_text_kwargs(tokenizer, sizes: dict) -> dict:
+    """The tiny Llama language model's config, shared by the LLaVA and Idefics3 families."""
+    return dict(
+        vocab_size=len(tokenizer),
+        hidden_size=sizes.get("hidden_size", 64),
+        intermediate_size=sizes.get("intermediate_size", 128),
+        num_hidden_layers=sizes.get("layers", 2),
+        num_attention_heads=sizes.get("heads", 4),
+        num_key_value_heads=sizes.get("heads", 4),
+        max_position_embeddings=sizes.get("max_position_embeddings", 1024),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+
+
 def _tiny_llava(tokenizer, image_size: int, patch_size: int, sizes: dict):
     from transformers import (
         CLIPImageProcessor,
@@ -193,18 +209,7 @@ def _tiny_llava(tokenizer, image_size: int, patch_size: int, sizes: dict):
         patch_size=patch_size,
         projection_dim=sizes.get("vision_hidden_size", 64),
     )
-    text = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=sizes.get("hidden_size", 64),
-        intermediate_size=sizes.get("intermediate_size", 128),
-        num_hidden_layers=sizes.get("layers", 2),
-        num_attention_heads=sizes.get("heads", 4),
-        num_key_value_heads=sizes.get("heads", 4),
-        max_position_embeddings=sizes.get("max_position_embeddings", 1024),
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    text = LlamaConfig(**_llama_text_kwargs(tokenizer, sizes))
     config = LlavaConfig(
         vision_config=vision,
         text_config=text,
@@ -266,19 +271,7 @@ def _tiny_idefics3(tokenizer, image_size: int, patch_size: int, sizes: dict):
             num_hidden_layers=sizes.get("vision_layers", 2),
             num_attention_heads=sizes.get("vision_heads", 4),
         ),
-        text_config=dict(
-            model_type="llama",
-            vocab_size=len(tokenizer),
-            hidden_size=sizes.get("hidden_size", 64),
-            intermediate_size=sizes.get("intermediate_size", 128),
-            num_hidden_layers=sizes.get("layers", 2),
-            num_attention_heads=sizes.get("heads", 4),
-            num_key_value_heads=sizes.get("heads", 4),
-            max_position_embeddings=sizes.get("max_position_embeddings", 1024),
-            pad_token_id=tokenizer.pad_token_id,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        ),
+        text_config=dict(model_type="llama", **_llama_text_kwargs(tokenizer, sizes)),
         scale_factor=scale_factor,
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         pad_token_id=tokenizer.pad_token_id,
