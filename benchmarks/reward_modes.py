@@ -1,9 +1,11 @@
-"""Reward ``score`` vs ``generate`` mode on one classifier: images/s of each and how often their label sets agree.
+"""Reward ``score`` vs ``generate`` mode per classifier: images/s of each and how often their label sets agree.
 
-    python benchmarks/reward_modes.py --classifier outputs/demo/classifier --dataset outputs/demo/dataset
+    python benchmarks/reward_modes.py --classifier outputs/demo/classifier outputs/classifier-full
 
-Images come from the dataset's test split (or are synthesized when the folder is missing). Each mode runs once to
-warm up, then ``--repeats`` times; the median time counts. The last line is
+Images come from the dataset's test split (or are synthesized when the folder is missing). Per classifier: its
+answer mode, the mean number of tokens ``generate`` decodes per image, then each mode runs once to warm up and
+``--repeats`` times; the median time counts. ``score`` is the reward's default single pass (one forward per batch,
+``logits_to_keep=1``). The last line is, for the LAST classifier given,
 ``speedup=<score images/s over generate images/s> agreement=<fraction of images with the same label set>``.
 """
 
@@ -31,30 +33,50 @@ def _images(dataset: str, n: int, split: str) -> list:
     return [row["image"].convert("RGB") for row in data["test"]][:n]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print the figures."""
+def _generated_tokens(classifier, images: list, batch_size: int) -> tuple[float, int]:
+    """Mean number of tokens greedy decoding generates per image (up to and including the end token), and how
+    many answers ran into ``max_new_tokens`` without ending. Same call as ``ArtifactClassifier._generate``."""
     import torch
 
+    tokenizer = classifier.tokenizer
+    eos = classifier.model.generation_config.eos_token_id
+    eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) | {tokenizer.eos_token_id}
+    counts, truncated = [], 0
+    for start in range(0, len(images), batch_size):
+        inputs = classifier.prepare_inputs(images[start : start + batch_size])
+        with torch.inference_mode():
+            output = classifier.model.generate(
+                **inputs,
+                do_sample=False,
+                max_new_tokens=classifier.max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+                num_beams=1,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+            )
+        for row in output[:, inputs["input_ids"].shape[1] :].tolist():
+            ends = [i for i, token in enumerate(row) if token in eos_ids]
+            counts.append(ends[0] + 1 if ends else len(row))
+            truncated += not ends
+    return sum(counts) / max(1, len(counts)), truncated
+
+
+def _bench(path: str, images: list, args) -> tuple[float, float]:
+    """One classifier: both modes timed, their agreement; prints a block and returns (speedup, agreement)."""
     from synartifact.classifier import ArtifactClassifier
     from synartifact.reward import ArtifactReward
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--classifier", default="outputs/demo/classifier", help="classifier folder")
-    parser.add_argument("--dataset", default="outputs/demo/dataset", help="dataset folder (test split images)")
-    parser.add_argument("--split", default="test", help="dataset split")
-    parser.add_argument("--n", type=int, default=64, help="number of images")
-    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per mode (median)")
-    args = parser.parse_args(argv)
-
+    classifier = ArtifactClassifier.from_pretrained(path)
+    mean_tokens, truncated = _generated_tokens(classifier, images, args.batch_size)
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
-        f"{torch.__version__}, threads {torch.get_num_threads()}, cuda {torch.cuda.is_available()}"
+        f"classifier {path}: answer mode {classifier.mode}, max_new_tokens {classifier.max_new_tokens}, "
+        f"{len(images)} images, batch {args.batch_size}"
     )
-    classifier = ArtifactClassifier.from_pretrained(args.classifier)
-    images = _images(args.dataset, args.n, args.split)
-    print(f"classifier {args.classifier} ({classifier.mode}), {len(images)} images, batch {args.batch_size}")
-
+    print(
+        f"  generate: {mean_tokens:.1f} generated tokens per image on average (end token included), "
+        f"{truncated} answers cut at max_new_tokens"
+    )
     results = {}
     for mode in ("generate", "score"):
         reward = ArtifactReward(classifier, mode=mode, batch_size=args.batch_size)
@@ -66,11 +88,46 @@ def main(argv: list[str] | None = None) -> int:
             times.append(time.perf_counter() - start)
         seconds = statistics.median(times)
         results[mode] = (labels, seconds)
-        print(f"{mode:8s}: {len(images) / seconds:8.1f} images/s (median of {args.repeats}: {seconds:.3f} s)")
+        how = ""
+        if mode == "score":
+            keep = reward._accepts_logits_to_keep(classifier.model)
+            how = f" [1 forward per batch, logits_to_keep={'1' if keep else 'unsupported: full logits'}]"
+        print(f"  {mode:8s}: {len(images) / seconds:8.1f} images/s (median of {args.repeats}: {seconds:.3f} s){how}")
     agree = sum(a == b for a, b in zip(results["generate"][0], results["score"][0])) / len(images)
     found = sum(bool(s) for s in results["generate"][0]) / len(images)
-    print(f"images with at least one kind (generate): {found:.2f}")
+    multi = sum(len(s) > 1 for s in results["generate"][0])
     speedup = results["generate"][1] / results["score"][1]
+    print(f"  images with at least one kind (generate): {found:.2f}; with several kinds: {multi}")
+    print(f"  {path}: speedup={speedup:.2f} agreement={agree:.3f}")
+    return speedup, agree
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the figures."""
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--classifier",
+        nargs="+",
+        default=["outputs/demo/classifier"],
+        help="classifier folder(s); the last line reports the last one",
+    )
+    parser.add_argument("--dataset", default="outputs/demo/dataset", help="dataset folder (test split images)")
+    parser.add_argument("--split", default="test", help="dataset split")
+    parser.add_argument("--n", type=int, default=64, help="number of images")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per mode (median)")
+    args = parser.parse_args(argv)
+
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
+        f"{torch.__version__}, threads {torch.get_num_threads()}, cuda {torch.cuda.is_available()}"
+    )
+    images = _images(args.dataset, args.n, args.split)
+    speedup, agree = float("nan"), float("nan")
+    for path in args.classifier:
+        speedup, agree = _bench(path, images, args)
     print(f"speedup={speedup:.2f} agreement={agree:.3f}")
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -175,6 +176,17 @@ def test_evaluate_generator_writes_report(trained, tiny_models, tmp_path):
         metrics["refined"]["mean_reward"] - metrics["base"]["mean_reward"]
     )
     assert (target / "report.md").is_file() and (target / "before_after.png").is_file()
+    assert metrics["delta"]["gain_over_spread"] is None or math.isfinite(metrics["delta"]["gain_over_spread"])
+    # without reward flags the generator is judged by the reward it was trained on (the run's summary)
+    run = json.loads((out / "ddpo_summary.json").read_text())["script_args"]
+    again = tmp_path / "eval-run-reward"
+    base_args = ["evaluate-generator", "--base", str(sd), "--lora", str(out), "--classifier", str(vlm)]
+    common = ["--prompts", str(prompts), "--seeds", "0", "--num-inference-steps", "2"]
+    assert main([*base_args, *common, "--out", str(again)]) == 0
+    config = json.loads((again / "metrics.json").read_text())["config"]
+    assert (config["reward_soft"], config["reward_constrained"]) == (run["reward_soft"], run["reward_constrained"])
+    assert main([*base_args, *common, "--out", str(again), "--overwrite", "--no-reward-soft"]) == 0
+    assert json.loads((again / "metrics.json").read_text())["config"]["reward_soft"] is False
     assert (
         main(
             [
@@ -191,6 +203,18 @@ def test_evaluate_generator_writes_report(trained, tiny_models, tmp_path):
         )
         == 2
     )  # exists, no --overwrite
+
+
+def test_training_prompts_exclude_the_held_out_evaluation_prompts():
+    from synartifact.ddpo import split_prompts
+
+    train = ["a", "b", "c", "d"]
+    assert split_prompts(train, ["b", "x"], num_eval=2) == (["a", "c", "d"], ["b", "x"])
+    assert split_prompts(train, ["b", "x"], num_eval=1, max_prompts=2) == (["a", "c"], ["b"])
+    assert split_prompts(train, ["b"], num_eval=1, holdout=False) == (train, ["b"])
+    # no evaluation prompts: evaluate on the first training ones; all held out: train on them anyway
+    assert split_prompts(train, [], num_eval=2) == (train, ["a", "b"])
+    assert split_prompts(["a"], ["a"], num_eval=1) == (["a"], ["a"])
 
 
 def test_ddpo_builds_missing_tiny_models(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from types import SimpleNamespace
 
@@ -132,18 +133,82 @@ def test_generate_mode_exact_values_weights_and_unparsable(tokenizer):
     assert values == pytest.approx([1 - 2 / 13, 1.0, 0.0, 1.0])
 
 
-def test_score_mode_reads_the_answer_heads_like_greedy_decoding(tokenizer):
+def test_score_mode_follow_lines_reads_every_answer_head_like_greedy_decoding(tokenizer):
     texts = _texts()
     clf = ScriptedClassifier(texts, tokenizer)
-    score = ArtifactReward(clf, mode="score", batch_size=len(texts))
+    score = ArtifactReward(clf, mode="score", batch_size=len(texts), follow_lines=True)
     expected = [{SLUGS[k] for k in kinds} for kinds in KIND_SETS]
     assert score.label_sets(_images(len(texts))) == expected
     # 1 pass for the prompt + one per line of the longest answer, far fewer than one per answer token
     assert clf.model.calls == 1 + max(len(k) for k in KIND_SETS)
     generate = ArtifactReward(clf, mode="generate")
     assert score.score_images(_images(len(texts))) == pytest.approx(generate.score_images(_images(len(texts))))
-    soft = ArtifactReward(clf, mode="score", soft=True).score_images(_images(len(texts)))
+    soft = ArtifactReward(clf, mode="score", soft=True, follow_lines=True).score_images(_images(len(texts)))
     assert soft == pytest.approx([1 - len(k) / 13 for k in KIND_SETS], abs=1e-3)
+
+
+def test_score_mode_is_one_forward_pass_reading_the_first_answer_head(tokenizer):
+    texts = _texts()
+    clf = ScriptedClassifier(texts, tokenizer)
+    score = ArtifactReward(clf, mode="score", batch_size=len(texts))
+    # the first line's kind (taxonomy order), or nothing for "None"
+    expected = [{SLUGS[kinds[0]]} if kinds else set() for kinds in KIND_SETS]
+    assert score.label_sets(_images(len(texts))) == expected
+    assert clf.model.calls == 1  # one forward for the batch (no logits_to_keep in this forward: full logits)
+    single = [i for i, kinds in enumerate(KIND_SETS) if len(kinds) <= 1]
+    generate = ArtifactReward(clf, mode="generate").label_sets(_images(len(texts)))
+    assert [expected[i] for i in single] == [generate[i] for i in single]  # the modes agree on single-kind answers
+    soft = ArtifactReward(clf, mode="score", soft=True).score_images(_images(len(texts)))
+    assert soft == pytest.approx([1 - min(len(k), 1) / 13 for k in KIND_SETS], abs=1e-3)
+
+
+def test_score_mode_single_pass_on_the_tiny_classifier(tiny_classifier, monkeypatch):
+    model, calls = tiny_classifier.model, []
+    forward = model.forward
+
+    @functools.wraps(forward)
+    def counted(*args, **kwargs):
+        calls.append(kwargs)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", counted)
+    images = _images(5)
+    reward = ArtifactReward(tiny_classifier, mode="score", batch_size=2, constrained=True, soft=True)
+    single = reward._found(images)
+    assert len(calls) == 3  # 5 images in batches of 2: one forward per batch
+    assert all(c.get("logits_to_keep") == 1 and c.get("use_cache") is False for c in calls)
+    # the same first decision as the multi-pass readout (full logits, KV cache)
+    lines = ArtifactReward(tiny_classifier, mode="score", batch_size=2, constrained=True, soft=True, follow_lines=True)
+    found_lines = lines._found(images)
+    for one, many in zip(single[1], found_lines[1]):
+        assert one <= many and bool(one) == bool(many)
+    for one, many in zip(single[0], found_lines[0]):
+        first = {k: v for k, v in one.items() if v > 0}
+        assert all(many[k] >= v - 1e-4 for k, v in first.items())
+    assert single[2] == [False] * 5
+
+
+def test_temperature_softens_the_soft_reward_and_keeps_labels(tokenizer):
+    texts = _texts()
+    clf = ScriptedClassifier(texts, tokenizer)
+    images = _images(len(texts))
+
+    def soft(temperature):
+        return ArtifactReward(clf, mode="score", soft=True, temperature=temperature).score_images(images)
+
+    sharp, mild, flat = soft(1.0), soft(4.0), soft(50.0)
+    assert max(sharp) - min(sharp) > max(mild) - min(mild) > max(flat) - min(flat) > 0
+    assert mild[0] < 1.0 and mild[1] > 1 - 1 / 13  # "None" no longer certain, a found kind no longer certain
+    labels = ArtifactReward(clf, mode="score", temperature=50.0).label_sets(images)
+    assert labels == ArtifactReward(clf, mode="score").label_sets(images)
+    assert "temperature=50.0" in repr(ArtifactReward(clf, mode="score", temperature=50.0))
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), "warm", None])
+def test_bad_temperature_raises(tokenizer, value):
+    clf = ScriptedClassifier(["None"], tokenizer)
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+        ArtifactReward(clf, mode="score", temperature=value)
 
 
 def test_score_mode_counts_off_format_answers_as_unparsable(tokenizer):
@@ -176,12 +241,27 @@ def test_tiny_classifier_both_modes_finite_for_tensors_and_pil(tiny_classifier, 
     assert values == pytest.approx(rewards[:2].tolist())
 
 
-def test_score_mode_refuses_full_mode_classifiers(tokenizer):
-    clf = ScriptedClassifier(["None"], tokenizer)
+def test_score_mode_reads_full_mode_classifiers_in_one_pass(tokenizer):
+    records = [[], [{"label": 7, "bbox": [0.1, 0.2, 0.5, 0.6], "caption": "The background is blurred."}]]
+    records.append([{"label": 1, "bbox": [0.0, 0.0, 1.0, 1.0], "caption": "An odd smile."}])
+    texts = [render_answer(r, mode="full") for r in records]
+    clf = ScriptedClassifier(texts, tokenizer)
     clf.mode = "full"
-    with pytest.raises(ValueError, match="generate"):
-        ArtifactReward(clf, mode="score")
-    assert ArtifactReward(clf, mode="generate").score_images(_images(1)) == [1.0]
+    score = ArtifactReward(clf, mode="score")
+    expected = [set(), {"localized_blur"}, {"awkward_facial_expression"}]
+    assert score.label_sets(_images(3)) == expected and clf.model.calls == 1
+    assert ArtifactReward(clf, mode="generate").label_sets(_images(3)) == expected
+    assert score.score_images(_images(3)) == pytest.approx([1.0, 1 - 1 / 13, 1 - 1 / 13])
+    with pytest.raises(ValueError, match="follow_lines"):
+        ArtifactReward(clf, mode="score", follow_lines=True)
+
+
+def test_score_mode_on_a_tiny_full_mode_classifier(tiny_vlm_dir):
+    from synartifact.classifier import ArtifactClassifier
+
+    full = ArtifactClassifier.from_pretrained(tiny_vlm_dir, device="cpu", mode="full")
+    rewards, info = ArtifactReward(full, mode="score", batch_size=2)(torch.rand(3, 3, 32, 32), None, None)
+    assert rewards.shape == (3,) and torch.isfinite(rewards).all() and info["num_images"] == 3
 
 
 def test_bad_arguments_raise():
@@ -189,3 +269,5 @@ def test_bad_arguments_raise():
         ArtifactReward(object(), mode="vote")
     with pytest.raises(ValueError, match="batch_size"):
         ArtifactReward(object(), batch_size=0)
+    with pytest.raises(ValueError, match="mode 'score' only"):
+        ArtifactReward(object(), mode="generate", follow_lines=True)

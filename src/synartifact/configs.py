@@ -163,8 +163,8 @@ class DDPOScriptArguments:
     reward_mode: str = _ddpo_dc.field(
         default="score",
         metadata={
-            "help": "How the classifier is read: 'score' (line-head probabilities, no free decoding; fast) "
-            "or 'generate' (decode and parse the answer).",
+            "help": "How the classifier is read: 'score' (the answer's first-token probabilities in one forward "
+            "pass; fast) or 'generate' (decode and parse the answer).",
             "choices": ["score", "generate"],
         },
     )
@@ -190,6 +190,21 @@ class DDPOScriptArguments:
         },
     )
     reward_batch_size: int = _ddpo_dc.field(default=16, metadata={"help": "Images per classifier forward pass."})
+    reward_temperature: float = _ddpo_dc.field(
+        default=1.0,
+        metadata={
+            "help": "In 'score' mode with reward_soft, divide the kinds' log-probabilities by this (> 0) before the "
+            "softmax; > 1 keeps a confident classifier's probabilities off 0/1 so RL sees differences between "
+            "samples."
+        },
+    )
+    reward_follow_lines: bool = _ddpo_dc.field(
+        default=False,
+        metadata={
+            "help": "In 'score' mode, read every answer line (1 + kinds found forward passes; 'labels' answer "
+            "mode only) instead of the first line's kind in a single forward pass."
+        },
+    )
     prompts: _Optional[str] = _ddpo_dc.field(
         default=None,
         metadata={
@@ -227,6 +242,14 @@ class DDPOScriptArguments:
     num_eval_images: int = _ddpo_dc.field(
         default=8,
         metadata={"help": "Images (held-out prompts, fixed seeds) scored before and after training for the card."},
+    )
+    holdout_eval_prompts: bool = _ddpo_dc.field(
+        default=True,
+        metadata={
+            "help": "Keep the evaluation prompts (the first `num_eval_images` distinct prompts of the dataset's "
+            "'test' split, which `synartifact evaluate-generator` also uses by default) out of training, so the "
+            "before/after rewards are measured on prompts the generator was not trained on."
+        },
     )
     hub_model_id: _Optional[str] = _ddpo_dc.field(
         default=None, metadata={"help": "Hub repo for the LoRA weights and card when push_to_hub is set."}

@@ -48,7 +48,7 @@ from typing import Any
 
 from synartifact.configs import DDPO_CONFIG_DEFAULTS, DDPOScriptArguments, ddpo_config_defaults
 
-__all__ = ["main", "cli_main", "make_prompt_fn", "plot_reward_curve"]
+__all__ = ["main", "cli_main", "make_prompt_fn", "plot_reward_curve", "split_prompts"]
 
 logger = logging.getLogger("synartifact.ddpo")
 
@@ -67,6 +67,21 @@ def make_prompt_fn(prompts: list[str]):
         return prompts[index], {"index": index, "prompt": prompts[index]}
 
     return prompt_fn
+
+
+def split_prompts(
+    train: list[str], evaluation: list[str], num_eval: int, max_prompts: int | None = None, holdout: bool = True
+) -> tuple[list[str], list[str]]:
+    """Training and evaluation prompts: with ``holdout``, the evaluation prompts are taken out of training (unless
+    that would leave none); at most ``max_prompts`` train, ``num_eval`` evaluate (the training ones if none given)."""
+    if holdout and evaluation:
+        kept = [p for p in train if p not in set(evaluation)]
+        if kept:
+            train = kept
+        else:
+            logger.warning("Every training prompt is an evaluation prompt: training on them anyway.")
+    train = train[:max_prompts] if max_prompts else list(train)
+    return train, list(evaluation or train)[:num_eval]
 
 
 def plot_reward_curve(log_file: Path | str, out: Path | str) -> Path:
@@ -190,7 +205,11 @@ def _ensure_models(args: DDPOScriptArguments, build: bool = True) -> None:
 
         if build:
             logger.warning(
-                "Building the tiny Stable Diffusion pipeline at %s (random weights).", args.pretrained_model
+                "Building the tiny Stable Diffusion pipeline at %s with RANDOM weights: its samples are noise that "
+                "the classifier reads alike (a flat reward). Pre-train it first for a meaningful run: `synartifact "
+                "tiny sd --out %s --pretrain-dataset outputs/demo/dataset --overwrite`.",
+                args.pretrained_model,
+                args.pretrained_model,
             )
             build_tiny_sd(args.pretrained_model)
     if missing_clf:
@@ -355,13 +374,16 @@ def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
         )
 
     # --- data: prompts ---------------------------------------------------------------------------------------
-    prompts = load_prompts(args.prompts, args.prompt_split, args.max_prompts)
+    prompts = load_prompts(args.prompts, args.prompt_split)
     try:
         eval_prompts = load_prompts(args.prompts, "test", args.num_eval_images) if args.prompts else []
     except (ValueError, FileNotFoundError):
         eval_prompts = []
-    eval_prompts = (eval_prompts or prompts)[: args.num_eval_images]
-    logger.info("%d training prompts, %d evaluation prompts", len(prompts), len(eval_prompts))
+    prompts, eval_prompts = split_prompts(
+        prompts, eval_prompts, args.num_eval_images, args.max_prompts, args.holdout_eval_prompts
+    )
+    held_out = len(set(eval_prompts) - set(prompts))
+    logger.info("%d training prompts, %d evaluation prompts (%d held out)", len(prompts), len(eval_prompts), held_out)
 
     # --- models: generator and reward ------------------------------------------------------------------------
     from trl import DDPOTrainer
@@ -379,6 +401,8 @@ def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
         soft=args.reward_soft,
         constrained=args.reward_constrained,
         device=str(device),
+        follow_lines=args.reward_follow_lines,
+        temperature=args.reward_temperature,
     )
     logger.info("Reward: %r", reward)
 
@@ -519,6 +543,8 @@ def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
             "epochs": len(epochs_log),
             "world_size": trainer.accelerator.num_processes,
             "timing": timing_summary,
+            "train_prompts": prompts,
+            "eval_prompts": eval_prompts,
             "script_args": vars(args),
             "ddpo_config": {
                 k: v for k, v in vars(ddpo_config).items() if isinstance(v, (int, float, str, bool, type(None)))

@@ -225,6 +225,10 @@ def _delta(base: dict, refined: dict) -> dict:
         "per_kind_rate": {k: refined["per_kind_rate"][k] - base["per_kind_rate"][k] for k in SLUGS},
         "per_seed_mean": per_seed,
         "std": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0,
+        # the gain in units of the larger seed-to-seed spread of the mean reward (> 2: a gain beyond seed noise)
+        "gain_over_spread": (refined["mean_reward"] - base["mean_reward"]) / spread
+        if (spread := max(base["std"], refined["std"])) > 0
+        else None,
     }
 
 
@@ -234,7 +238,9 @@ def _report_md(metrics: dict) -> str:
         "",
         f"- base: `{metrics['config']['base']}`",
         f"- LoRA: `{metrics['config']['lora']}`",
-        f"- classifier: `{metrics['config']['classifier']}` (reward mode `{metrics['config']['reward_mode']}`)",
+        f"- classifier: `{metrics['config']['classifier']}` (reward mode `{metrics['config']['reward_mode']}`, "
+        f"temperature {metrics['config'].get('reward_temperature', 1.0)}, "
+        f"follow lines {metrics['config'].get('reward_follow_lines', False)})",
         f"- {metrics['config']['num_prompts']} prompts x seeds {metrics['config']['seeds']}, "
         f"{metrics['config']['num_inference_steps']} steps, guidance {metrics['config']['guidance_scale']}",
         "",
@@ -282,6 +288,29 @@ def _sampler_settings(lora: str | None, steps: int | None, guidance: float | Non
     return steps, guidance, eta
 
 
+_REWARD_DEFAULTS = {
+    "reward_mode": "score",
+    "reward_weights": None,
+    "reward_soft": False,
+    "reward_constrained": False,
+    "reward_temperature": 1.0,
+    "reward_follow_lines": False,
+}
+
+
+def _reward_settings(lora: str | None, given: dict) -> dict:
+    """Unset (``None``) reward settings come from the DDPO run that wrote ``lora`` (the reward it was trained on),
+    else the defaults: score mode, hard labels, weights 1, temperature 1."""
+    trained = {}
+    summary = Path(lora) / "ddpo_summary.json" if lora else None
+    if summary is not None and summary.is_file():
+        trained = json.loads(summary.read_text()).get("script_args", {})
+    return {
+        key: given[key] if given.get(key) is not None else trained.get(key, default)
+        for key, default in _REWARD_DEFAULTS.items()
+    }
+
+
 def evaluate_generator(
     base: str,
     classifier: Any,
@@ -294,10 +323,12 @@ def evaluate_generator(
     eta: float | None = None,
     num_prompts: int | None = 8,
     prompt_split: str = "test",
-    reward_mode: str = "score",
+    reward_mode: str | None = None,
     reward_weights: Any = None,
-    reward_soft: bool = False,
-    reward_constrained: bool = False,
+    reward_soft: bool | None = None,
+    reward_constrained: bool | None = None,
+    reward_temperature: float | None = None,
+    reward_follow_lines: bool | None = None,
     overwrite: bool = False,
     device: str | None = None,
 ) -> dict:
@@ -305,6 +336,8 @@ def evaluate_generator(
 
     ``classifier`` is a folder/Hub id, an ``ArtifactClassifier`` or an ``ArtifactReward``. Returns the metrics dict
     ``{"base": {...}, "refined": {...}, "delta": {...}, "config": {...}}`` (no refined/delta without ``lora``).
+    Sampler and reward settings left at ``None`` are the DDPO run's (``lora``'s ``ddpo_summary.json``): the
+    generator is judged by the reward it was trained on unless told otherwise.
     """
     from diffusers import StableDiffusionPipeline
 
@@ -322,16 +355,29 @@ def evaluate_generator(
     num_inference_steps, guidance_scale, eta = _sampler_settings(lora, num_inference_steps, guidance_scale, eta)
     prompt_list = list(prompts) if isinstance(prompts, (list, tuple)) else load_prompts(prompts, prompt_split)
     prompt_list = prompt_list[:num_prompts] if num_prompts else prompt_list
+    settings = _reward_settings(
+        lora,
+        {
+            "reward_mode": reward_mode,
+            "reward_weights": reward_weights,
+            "reward_soft": reward_soft,
+            "reward_constrained": reward_constrained,
+            "reward_temperature": reward_temperature,
+            "reward_follow_lines": reward_follow_lines,
+        },
+    )
     reward = (
         classifier
         if isinstance(classifier, ArtifactReward)
         else ArtifactReward(
             classifier,
-            mode=reward_mode,
-            weights=reward_weights,
-            soft=reward_soft,
-            constrained=reward_constrained,
+            mode=settings["reward_mode"],
+            weights=settings["reward_weights"],
+            soft=settings["reward_soft"],
+            constrained=settings["reward_constrained"],
             device=device,
+            follow_lines=settings["reward_follow_lines"],
+            temperature=settings["reward_temperature"],
         )
     )
 
@@ -355,6 +401,10 @@ def evaluate_generator(
         if not isinstance(classifier, ArtifactReward)
         else "ArtifactReward",
         "reward_mode": reward.mode,
+        "reward_soft": getattr(reward, "soft", False),
+        "reward_constrained": getattr(reward, "constrained", False),
+        "reward_temperature": getattr(reward, "temperature", 1.0),
+        "reward_follow_lines": getattr(reward, "follow_lines", False),
         "weights": reward.weights,
         "seeds": [int(s) for s in seeds],
         "num_prompts": len(prompt_list),
@@ -411,13 +461,37 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="classifier-free guidance (default: the DDPO run's, else 5.0)",
     )
     p.add_argument("--eta", type=float, default=None, help="DDIM eta (default: the DDPO run's, else 1.0)")
-    p.add_argument("--reward-mode", default="score", choices=["score", "generate"], help="how the classifier is read")
-    p.add_argument("--reward-weights", default=None, help="per-kind weights, e.g. 'awkward_facial_expression=2'")
-    p.add_argument("--reward-soft", action="store_true", help="score mode: kind probabilities in the reward")
+    run = " (default: the DDPO run's, from --lora's ddpo_summary.json, else %s)"
+    p.add_argument(
+        "--reward-mode", default=None, choices=["score", "generate"], help="how the classifier is read" + run % "score"
+    )
+    p.add_argument(
+        "--reward-weights", default=None, help="per-kind weights, e.g. 'awkward_facial_expression=2'" + run % "all 1"
+    )
+    p.add_argument(
+        "--reward-soft",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="score mode: kind probabilities in the reward" + run % "hard labels",
+    )
     p.add_argument(
         "--reward-constrained",
-        action="store_true",
-        help="score mode: constrained decoding (no answer counts as unparsable)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="score mode: constrained decoding (no answer counts as unparsable)" + run % "off",
+    )
+    p.add_argument(
+        "--reward-temperature",
+        type=float,
+        default=None,
+        help="score mode with --reward-soft: temperature (> 0) of the kind probabilities; > 1 softer" + run % "1",
+    )
+    p.add_argument(
+        "--reward-follow-lines",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="score mode: read every answer line (labels-mode classifiers), not only the first in one pass"
+        + run % "off",
     )
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
@@ -439,6 +513,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             reward_weights=args.reward_weights,
             reward_soft=args.reward_soft,
             reward_constrained=args.reward_constrained,
+            reward_temperature=args.reward_temperature,
+            reward_follow_lines=args.reward_follow_lines,
             overwrite=args.overwrite,
             device=args.device,
         )

@@ -8,19 +8,29 @@ Two modes:
 
 - ``generate``: the classifier decodes its answer (greedy) and :func:`synartifact.prompts.parse_answer` reads it.
   An answer with neither a kind nor ``None`` is *unparsable*: it gets ``unparsable_reward`` and is counted.
-- ``score``: no free decoding. The answer format puts one line per kind, in taxonomy order, each starting with
-  its option letter (or ``None``), so the only decisions are the line heads. One batched forward pass over the
-  prompt gives the distribution of the first answer token; the option letters (and ``None``) are compared there.
-  When a kind is chosen, its whole line (``"B) Awkward Facial Expression\\n"``) is teacher-forced in one more
-  forward pass over the KV cache, which reads both "does the answer end here" and the next line's letter
-  (only letters after the previous one: taxonomy order). So a batch costs 1 + (number of kinds found) forward
-  passes instead of one per answer token, and the label set equals greedy decoding's whenever the model follows
-  its format. ``soft=True`` turns the chosen kinds into probabilities: ``p(kind)`` is the largest renormalized
-  probability the kind's letter got at any decision, and the reward uses ``p`` in place of 0/1 (a smoother
-  signal for RL). When the most probable token over the whole vocabulary at a decision is none of the allowed
-  ones, the answer would not have parsed: it is counted as unparsable, as in ``generate`` -- unless
-  ``constrained=True``, which compares only the allowed tokens (constrained decoding: every answer is read; useful
-  for a zero-shot classifier that does not follow the format, and for smoke tests on untrained models).
+- ``score``: no decoding. The answer format puts one line per kind, in taxonomy order, each starting with its
+  option letter (or ``None``), so the first answer token is the decision. ONE batched forward pass over the prompt
+  (``use_cache=False``, and ``logits_to_keep=1`` when the model's forward takes it: only the last position's
+  logits are computed) gives the distribution of that token; its probability mass is summed per group, ``None``
+  and the 13 option letters (each group holds the token ids that can start the answer with that option, from
+  :meth:`ArtifactReward._tables`). The label set is ``{the most probable kind}``, or empty when ``None`` wins. This
+  works for ``labels`` and ``full`` answer-mode classifiers alike (a ``full`` line starts with the same letter).
+  It reads only the first line: for a classifier that answers several kinds per image it finds the first one
+  (the demo data has at most one artifact per image). ``follow_lines=True`` (``labels`` mode only) reads every
+  line instead: each chosen kind's line (``"B) Awkward Facial Expression\\n"``) is teacher-forced in one more
+  forward pass over the KV cache, which reads both "does the answer end here" and the next line's letter (only
+  letters after the previous one: taxonomy order). A batch then costs 1 + (number of kinds found) forward passes,
+  and the label set equals greedy decoding's whenever the model follows its format.
+
+  ``soft=True`` turns the decision into probabilities: ``p(kind) = softmax(group log-probabilities /
+  temperature)`` over ``None`` and the letters (with ``follow_lines``, the largest such probability the kind got
+  at any decision), and the reward uses ``p`` in place of 0/1 (a smoother signal for RL). ``temperature > 1``
+  keeps a confident classifier's probabilities off 0 and 1, so that RL sees differences between samples;
+  ``temperature`` changes no label set. When the most probable token over the whole vocabulary at a decision is
+  none of the allowed ones, the answer would not have parsed: it is counted as unparsable, as in ``generate`` --
+  unless ``constrained=True``, which compares only the allowed tokens (constrained decoding: every answer is
+  read; useful for a zero-shot classifier that does not follow the format, and for smoke tests on untrained
+  models).
 
 Both modes run under ``torch.no_grad`` in batches and always return finite rewards: images with NaN/inf pixels
 are cleaned (``nan_to_num``) and NaN rewards are replaced by ``unparsable_reward``; ``info`` counts both.
@@ -28,6 +38,7 @@ are cleaned (``nan_to_num``) and NaN rewards are replaced by ``unparsable_reward
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -137,6 +148,8 @@ class ArtifactReward:
         soft: bool = False,
         constrained: bool = False,
         device: str | None = None,
+        follow_lines: bool = False,
+        temperature: float = 1.0,
     ) -> None:
         if mode not in REWARD_MODES:
             raise ValueError(f"Unknown reward mode {mode!r}: valid modes are {', '.join(REWARD_MODES)}.")
@@ -144,14 +157,34 @@ class ArtifactReward:
             raise ValueError(f"unparsable_reward must be a finite number, got {unparsable_reward!r}.")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}.")
+        try:
+            temperature = float(temperature)
+        except (TypeError, ValueError):
+            temperature = float("nan")
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise ValueError(
+                f"temperature must be a finite number > 0 (1 = the classifier's own probabilities, > 1 softer), "
+                f"got {temperature!r}."
+            )
         if isinstance(classifier_or_path, (str, bytes)) or hasattr(classifier_or_path, "__fspath__"):
             from synartifact.classifier import ArtifactClassifier
 
             classifier_or_path = ArtifactClassifier.from_pretrained(str(classifier_or_path), device=device)
-        if mode == "score" and getattr(classifier_or_path, "mode", "labels") != "labels":
+        answer_mode = getattr(classifier_or_path, "mode", "labels")
+        if mode == "score" and answer_mode not in ("labels", "full"):
             raise ValueError(
-                f"Reward mode 'score' reads the 'labels' answer format (one 'X) Name' line per kind), but this "
-                f"classifier answers in {classifier_or_path.mode!r} mode: use mode='generate'."
+                f"Reward mode 'score' reads the first answer token of the 'labels' or 'full' answer format, but this "
+                f"classifier answers in {answer_mode!r} mode: use mode='generate'."
+            )
+        if follow_lines and mode != "score":
+            raise ValueError(
+                "follow_lines applies to reward mode 'score' only: use mode='score' or follow_lines=False."
+            )
+        if follow_lines and answer_mode != "labels":
+            raise ValueError(
+                f"follow_lines=True teacher-forces 'labels' answer lines ('X) Name'), but this classifier answers in "
+                f"{answer_mode!r} mode: use follow_lines=False (single-pass score: the first line's kind) or "
+                f"mode='generate' (every line)."
             )
         self.classifier = classifier_or_path
         self.mode = mode
@@ -160,12 +193,15 @@ class ArtifactReward:
         self.batch_size = int(batch_size)
         self.soft = bool(soft)
         self.constrained = bool(constrained)
+        self.follow_lines = bool(follow_lines)
+        self.temperature = temperature
         self._token_tables: dict | None = None
+        self._keeps_logits: bool | None = None
 
     def __repr__(self) -> str:
         return (
             f"ArtifactReward(mode={self.mode!r}, soft={self.soft}, constrained={self.constrained}, "
-            f"weights={self.weights})"
+            f"follow_lines={self.follow_lines}, temperature={self.temperature}, weights={self.weights})"
         )
 
     # ---- public API ------------------------------------------------------------------------------------------
@@ -231,6 +267,8 @@ class ArtifactReward:
             if self.mode == "generate":
                 labels, u = self._found_generate(chunk)
                 soft = [{k: 1.0 for k in s} for s in labels]
+            elif self.follow_lines:
+                labels, soft, u = self._found_score_lines(chunk)
             else:
                 labels, soft, u = self._found_score(chunk)
             chosen += labels
@@ -309,17 +347,64 @@ class ArtifactReward:
         }
         return self._token_tables
 
-    @torch.no_grad()
-    def _found_score(self, images: list[Image.Image]) -> tuple[list[set[str]], list[dict[str, float]], list[bool]]:
-        tables = self._tables()
+    def _prompt_inputs(self, images: list[Image.Image]) -> tuple[Any, dict, torch.Tensor, torch.device, bool]:
+        """The model, its prompt inputs on its device, their positions, the device, and whether to pass positions."""
         model = self.classifier.model
         inputs = self.classifier.prepare_inputs(images)
         device = getattr(self.classifier, "device", None) or next(model.parameters()).device
         inputs = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}
-        mask = inputs["attention_mask"]
-        position = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        position = (inputs["attention_mask"].long().cumsum(-1) - 1).clamp(min=0)
         # positions as generate() computes them for left padding; Qwen2-VL computes its own 3-D (M-RoPE) ones
         explicit_positions = "qwen" not in str(getattr(getattr(model, "config", None), "model_type", ""))
+        return model, inputs, position, device, explicit_positions
+
+    def _group_probs(self, row_logits: torch.Tensor, groups: list[list[int]]) -> tuple[torch.Tensor, int, bool]:
+        """Tempered renormalized probabilities of token groups, the most probable group, and whether the
+        vocabulary's top token is in one of the groups."""
+        logp = torch.log_softmax(torch.nan_to_num(row_logits.float(), nan=-1e4), dim=-1)
+        group_logp = torch.stack([torch.logsumexp(logp[g], dim=0) for g in groups])
+        top = int(torch.argmax(row_logits))
+        probs = torch.softmax(group_logp / self.temperature, dim=0)
+        return probs, int(torch.argmax(group_logp)), any(top in g for g in groups)
+
+    def _accepts_logits_to_keep(self, model: Any) -> bool:
+        """Whether the model's forward names ``logits_to_keep`` (then only the last position's logits are made)."""
+        if self._keeps_logits is None:
+            try:
+                self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+            except (TypeError, ValueError):
+                self._keeps_logits = False
+        return self._keeps_logits
+
+    @torch.no_grad()
+    def _found_score(self, images: list[Image.Image]) -> tuple[list[set[str]], list[dict[str, float]], list[bool]]:
+        """Single pass: the first answer token's distribution over ``None`` and the 13 option letters."""
+        tables = self._tables()
+        model, inputs, position, _, explicit_positions = self._prompt_inputs(images)
+        extra: dict[str, Any] = {"position_ids": position} if explicit_positions else {}
+        if self._accepts_logits_to_keep(model):
+            extra["logits_to_keep"] = 1
+        out = model(**inputs, use_cache=False, **extra)
+        logits = out.logits[:, -1, :]
+        groups = [tables["none"]] + tables["letters"]
+        presence: list[dict[str, float]] = []
+        chosen: list[set[str]] = []
+        bad: list[bool] = []
+        for row in range(logits.shape[0]):
+            p, choice, on_format = self._group_probs(logits[row], groups)
+            presence.append({SLUGS[k]: float(p[k + 1]) for k in range(len(KINDS))})
+            chosen.append(set() if choice == 0 else {SLUGS[choice - 1]})
+            bad.append(not on_format and not self.constrained)
+        return chosen, presence, bad
+
+    @torch.no_grad()
+    def _found_score_lines(
+        self, images: list[Image.Image]
+    ) -> tuple[list[set[str]], list[dict[str, float]], list[bool]]:
+        """``follow_lines``: the first decision, then each chosen line teacher-forced over the KV cache."""
+        tables = self._tables()
+        model, inputs, position, device, explicit_positions = self._prompt_inputs(images)
+        mask = inputs["attention_mask"]
         extra = {"position_ids": position} if explicit_positions else {}
         out = model(**inputs, use_cache=True, **extra)
         cache = out.past_key_values
@@ -333,18 +418,10 @@ class ArtifactReward:
         active = [True] * batch
         last_kind = [-1] * batch
 
-        def probs_of(row_logits: torch.Tensor, groups: list[list[int]]) -> tuple[torch.Tensor, bool]:
-            """Renormalized probabilities of token groups, and whether the vocabulary's top token is in one."""
-            logp = torch.log_softmax(torch.nan_to_num(row_logits, nan=-1e4), dim=-1)
-            group_logp = torch.stack([torch.logsumexp(logp[g], dim=0) for g in groups])
-            top = int(torch.argmax(row_logits))
-            return torch.softmax(group_logp, dim=0), any(top in g for g in groups)
-
         # first decision: None or a letter
         for row in range(batch):
             groups = [tables["none"]] + tables["letters"]
-            p, on_format = probs_of(logits[row], groups)
-            choice = int(torch.argmax(p))
+            p, choice, on_format = self._group_probs(logits[row], groups)
             bad[row] = not on_format and not self.constrained
             for k in range(len(KINDS)):
                 presence[row][SLUGS[k]] = float(p[k + 1])
@@ -374,18 +451,22 @@ class ArtifactReward:
                 n = len(chunks[r])
                 next_pos[r] += n
                 # before the newline: does the answer end after this line?
-                p_end, on_end = probs_of(out.logits[r, n - 2].float(), [tables["end"], [tables["newline"]]])
+                p_end, end_choice, on_end = self._group_probs(
+                    out.logits[r, n - 2], [tables["end"], [tables["newline"]]]
+                )
                 if not on_end and not self.constrained:
                     bad[r] = True
-                if int(torch.argmax(p_end)) == 0 or last_kind[r] == len(KINDS) - 1:
+                if end_choice == 0 or last_kind[r] == len(KINDS) - 1:
                     active[r] = False
                     continue
                 allowed = list(range(last_kind[r] + 1, len(KINDS)))
-                p, on_format = probs_of(out.logits[r, n - 1].float(), [tables["letters"][k] for k in allowed])
+                p, next_choice, on_format = self._group_probs(
+                    out.logits[r, n - 1], [tables["letters"][k] for k in allowed]
+                )
                 if not on_format and not self.constrained:
                     bad[r] = True
                 for j, k in enumerate(allowed):
                     presence[r][SLUGS[k]] = max(presence[r].get(SLUGS[k], 0.0), float(p[j]) * float(p_end[1]))
-                last_kind[r] = allowed[int(torch.argmax(p))]
+                last_kind[r] = allowed[next_choice]
                 chosen[r].add(SLUGS[last_kind[r]])
         return chosen, presence, bad
