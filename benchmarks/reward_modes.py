@@ -35,27 +35,14 @@ def _images(dataset: str, n: int, split: str) -> list:
 
 def _generated_tokens(classifier, images: list, batch_size: int) -> tuple[float, int]:
     """Mean number of tokens greedy decoding generates per image (up to and including the end token), and how
-    many answers ran into ``max_new_tokens`` without ending. Same call as ``ArtifactClassifier._generate``."""
-    import torch
-
+    many answers ran into ``max_new_tokens`` without ending (``ArtifactClassifier.generate_ids``, as ``predict``)."""
     tokenizer = classifier.tokenizer
     eos = classifier.model.generation_config.eos_token_id
     eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) | {tokenizer.eos_token_id}
     counts, truncated = [], 0
     for start in range(0, len(images), batch_size):
-        inputs = classifier.prepare_inputs(images[start : start + batch_size])
-        with torch.inference_mode():
-            output = classifier.model.generate(
-                **inputs,
-                do_sample=False,
-                max_new_tokens=classifier.max_new_tokens,
-                pad_token_id=tokenizer.pad_token_id,
-                num_beams=1,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-            )
-        for row in output[:, inputs["input_ids"].shape[1] :].tolist():
+        new_tokens = classifier.generate_ids(images[start : start + batch_size])
+        for row in new_tokens.tolist():
             ends = [i for i, token in enumerate(row) if token in eos_ids]
             counts.append(ends[0] + 1 if ends else len(row))
             truncated += not ends

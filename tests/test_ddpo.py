@@ -112,6 +112,20 @@ def test_ddpo_trains_lora_and_writes_a_loadable_folder(trained, tiny_models):
     assert not np.allclose(before, after), "the LoRA weights must change the images"
 
 
+def test_lora_folder_loads_without_a_weight_name(trained, tiny_models, monkeypatch):
+    """``pipeline.load_lora_weights(output_dir)`` as users write it. The suite sets HF_HUB_OFFLINE=1, under which
+    diffusers 0.39 demands a ``weight_name`` even for a local folder; a user's online session does not."""
+    from diffusers import StableDiffusionPipeline
+    from diffusers.loaders import lora_base
+
+    out, _ = trained
+    monkeypatch.setattr(lora_base, "HF_HUB_OFFLINE", False)
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_models[0])
+    before = _sample(pipe)
+    pipe.load_lora_weights(out)
+    assert not np.allclose(before, _sample(pipe))
+
+
 def test_ddpo_resumes_from_checkpoint(trained):
     from safetensors.torch import load_file
 
@@ -182,8 +196,10 @@ def test_evaluate_generator_writes_report(trained, tiny_models, tmp_path):
     again = tmp_path / "eval-run-reward"
     base_args = ["evaluate-generator", "--base", str(sd), "--lora", str(out), "--classifier", str(vlm)]
     common = ["--prompts", str(prompts), "--seeds", "0", "--num-inference-steps", "2"]
-    assert main([*base_args, *common, "--out", str(again)]) == 0
-    config = json.loads((again / "metrics.json").read_text())["config"]
+    assert main([*base_args, *common, "--out", str(again), "--images-per-prompt", "2"]) == 0
+    again_metrics = json.loads((again / "metrics.json").read_text())
+    config = again_metrics["config"]
+    assert again_metrics["refined"]["num_images"] == 4 and config["images_per_prompt"] == 2  # 2 prompts x 2 x seed 0
     assert (config["reward_soft"], config["reward_constrained"]) == (run["reward_soft"], run["reward_constrained"])
     assert main([*base_args, *common, "--out", str(again), "--overwrite", "--no-reward-soft"]) == 0
     assert json.loads((again / "metrics.json").read_text())["config"]["reward_soft"] is False

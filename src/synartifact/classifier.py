@@ -475,24 +475,26 @@ class ArtifactClassifier:
         dtype = self.model.dtype
         return batch.to(self.device).to(dtype) if hasattr(batch, "to") else batch
 
-    def _generate(self, images: list) -> list[str]:
+    def generate_ids(self, images: Any) -> Any:
+        """Greedy decoding for one batch: the new token ids (a ``[batch, steps]`` tensor, padded after the end)."""
         import torch
 
         inputs = self.prepare_inputs(images)
-        tokenizer = self.tokenizer
         with torch.inference_mode():
             output = self.model.generate(
                 **inputs,
                 do_sample=False,
                 max_new_tokens=self.max_new_tokens,
-                pad_token_id=tokenizer.pad_token_id,
+                pad_token_id=self.tokenizer.pad_token_id,
                 num_beams=1,
                 temperature=None,
                 top_p=None,
                 top_k=None,
             )
-        new_tokens = output[:, inputs["input_ids"].shape[1] :]
-        return tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        return output[:, inputs["input_ids"].shape[1] :]
+
+    def _generate(self, images: list) -> list[str]:
+        return self.tokenizer.batch_decode(self.generate_ids(images), skip_special_tokens=True)
 
     def predict_text(self, images: Any, batch_size: int = 8, progress: bool = False) -> list[str]:
         """The raw answers (new tokens only, special tokens removed), one per image."""

@@ -65,6 +65,7 @@ class DemoSettings:
     ddpo_overrides: list[str] = field(default_factory=list)
     eval_max_samples: int | None = 600
     gen_seeds: tuple[int, ...] = (0, 1, 2)
+    gen_images_per_prompt: int = 4  # per held-out prompt and seed: a finer per-seed mean reward
     # base generator pre-training (synartifact.generator_pretrain): ~2.5 min on 2 cores; 0/0 keeps random weights
     sd_vae_steps: int = 200
     sd_unet_steps: int = 800
@@ -176,6 +177,7 @@ def _stage_tiny_sd(s: DemoSettings, out: Path) -> None:
             unet_steps=s.sd_unet_steps,
             seed=s.seed,
             overwrite=True,
+            base_name=f"synartifact.tiny.build_tiny_sd(seed={s.seed})",
         )
     finally:
         shutil.rmtree(random, ignore_errors=True)
@@ -209,6 +211,7 @@ def _stage_generator_eval(s: DemoSettings, out: Path) -> None:
         classifier=str(s.out / "classifier"),
         prompts=str(s.out / "dataset"),
         seeds=list(s.gen_seeds),
+        images_per_prompt=s.gen_images_per_prompt,
         out=out,
         overwrite=True,
     )
@@ -272,7 +275,7 @@ STAGES: tuple[Stage, ...] = (
         "generator-eval",
         "compare base and refined generator on the same prompts and seeds",
         _stage_generator_eval,
-        lambda s: {"seeds": list(s.gen_seeds)},
+        lambda s: {"seeds": list(s.gen_seeds), "images_per_prompt": s.gen_images_per_prompt},
         after=("dataset", "sft", "tiny-sd", "ddpo"),
     ),
     Stage(
@@ -430,7 +433,8 @@ def write_report(s: DemoSettings, folder: Path) -> Path:
                 f"(sampling {100 * timing.get('sampling_share', 0):.0f} %, reward "
                 f"{100 * timing.get('reward_share', 0):.0f} %, training {100 * timing.get('training_share', 0):.0f} %) "
                 f"on {len(summary.get('train_prompts', []))} training prompts; evaluated below on "
-                f"{gen.get('config', {}).get('num_prompts')} held-out prompts x seeds {gen.get('config', {}).get('seeds')}.",
+                f"{gen.get('config', {}).get('num_prompts')} held-out prompts x "
+                f"{gen.get('config', {}).get('images_per_prompt', 1)} images x seeds {gen.get('config', {}).get('seeds')}.",
                 "",
             ]
         lines += ["| generator | mean reward | spread over seeds (std) |", "|---|---|---|"]

@@ -189,7 +189,8 @@ def score_generator(
 def save_image_grid(
     rows: Sequence[tuple[str, Sequence[tuple[Any, float]]]], path: Path | str, titles: Sequence[str] | None = None
 ) -> Path:
-    """A PNG grid: one row per ``(label, [(PIL image, reward), ...])``, each image captioned with its reward."""
+    """A PNG grid: one row per ``(label, [(PIL image, reward), ...])``, each image captioned with its reward (none
+    for a reward of ``None``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -205,7 +206,8 @@ def save_image_grid(
             if c < len(items):
                 image, value = items[c]
                 ax.imshow(image)
-                ax.set_xlabel(f"reward {value:.2f}", fontsize=7)
+                if value is not None:
+                    ax.set_xlabel(f"reward {value:.2f}", fontsize=7)
                 if r == 0 and titles is not None and c < len(titles):
                     ax.set_title(titles[c][:28], fontsize=6)
             else:
@@ -241,7 +243,8 @@ def _report_md(metrics: dict) -> str:
         f"- classifier: `{metrics['config']['classifier']}` (reward mode `{metrics['config']['reward_mode']}`, "
         f"temperature {metrics['config'].get('reward_temperature', 1.0)}, "
         f"follow lines {metrics['config'].get('reward_follow_lines', False)})",
-        f"- {metrics['config']['num_prompts']} prompts x seeds {metrics['config']['seeds']}, "
+        f"- {metrics['config']['num_prompts']} prompts x {metrics['config'].get('images_per_prompt', 1)} images x "
+        f"seeds {metrics['config']['seeds']}, "
         f"{metrics['config']['num_inference_steps']} steps, guidance {metrics['config']['guidance_scale']}",
         "",
         "Reward = 1 - weighted share of artifact kinds the classifier finds (1: none found). Spread: sample "
@@ -323,6 +326,7 @@ def evaluate_generator(
     eta: float | None = None,
     num_prompts: int | None = 8,
     prompt_split: str = "test",
+    images_per_prompt: int = 1,
     reward_mode: str | None = None,
     reward_weights: Any = None,
     reward_soft: bool | None = None,
@@ -348,6 +352,8 @@ def evaluate_generator(
         raise FileExistsError(f"{out} already exists: pass overwrite=True (--overwrite) to replace it.")
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed, e.g. --seeds 0 1 2.")
+    if int(images_per_prompt) < 1:
+        raise ValueError(f"images_per_prompt must be >= 1, got {images_per_prompt}.")
     if lora is not None and not (Path(lora) / "pytorch_lora_weights.safetensors").is_file() and Path(lora).exists():
         raise FileNotFoundError(
             f"{lora} holds no pytorch_lora_weights.safetensors: is it a `synartifact ddpo` output?"
@@ -355,6 +361,8 @@ def evaluate_generator(
     num_inference_steps, guidance_scale, eta = _sampler_settings(lora, num_inference_steps, guidance_scale, eta)
     prompt_list = list(prompts) if isinstance(prompts, (list, tuple)) else load_prompts(prompts, prompt_split)
     prompt_list = prompt_list[:num_prompts] if num_prompts else prompt_list
+    # each prompt k times per seed (image i of a seed has its own noise): a finer per-seed mean
+    sampled = [p for p in prompt_list for _ in range(int(images_per_prompt))]
     settings = _reward_settings(
         lora,
         {
@@ -384,16 +392,17 @@ def evaluate_generator(
     pipe = _to_device_pipeline(StableDiffusionPipeline.from_pretrained(base, safety_checker=None), device)
     metrics: dict = {}
     metrics["base"], base_images = score_generator(
-        pipe, reward, prompt_list, seeds, num_inference_steps, guidance_scale, eta
+        pipe, reward, sampled, seeds, num_inference_steps, guidance_scale, eta
     )
-    rows = [("base", base_images[int(seeds[0])])]
+    step = int(images_per_prompt)
+    rows = [("base", base_images[int(seeds[0])][::step])]
     if lora is not None:
         pipe.load_lora_weights(lora, weight_name="pytorch_lora_weights.safetensors")
         metrics["refined"], refined_images = score_generator(
-            pipe, reward, prompt_list, seeds, num_inference_steps, guidance_scale, eta
+            pipe, reward, sampled, seeds, num_inference_steps, guidance_scale, eta
         )
         metrics["delta"] = _delta(metrics["base"], metrics["refined"])
-        rows.append(("refined", refined_images[int(seeds[0])]))
+        rows.append(("refined", refined_images[int(seeds[0])][::step]))
     metrics["config"] = {
         "base": str(base),
         "lora": str(lora) if lora else None,
@@ -408,6 +417,7 @@ def evaluate_generator(
         "weights": reward.weights,
         "seeds": [int(s) for s in seeds],
         "num_prompts": len(prompt_list),
+        "images_per_prompt": int(images_per_prompt),
         "num_inference_steps": num_inference_steps,
         "guidance_scale": guidance_scale,
         "eta": eta,
@@ -447,6 +457,12 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--prompt-split", default="test", help="dataset split to read prompts from (default: test)")
     p.add_argument("--num-prompts", type=int, default=8, help="number of prompts (default: 8)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    p.add_argument(
+        "--images-per-prompt",
+        type=int,
+        default=1,
+        help="images per prompt and seed, each with its own noise (default: 1); more make each seed's mean finer",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
         "--num-inference-steps",
@@ -508,6 +524,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             guidance_scale=args.guidance_scale,
             eta=args.eta,
             num_prompts=args.num_prompts,
+            images_per_prompt=args.images_per_prompt,
             prompt_split=args.prompt_split,
             reward_mode=args.reward_mode,
             reward_weights=args.reward_weights,

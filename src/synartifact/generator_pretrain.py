@@ -94,7 +94,7 @@ def _sample_grid(pipe: Any, prompts: list[str], path: Path, per_prompt: int = 6,
     rows = []
     for prompt in prompts:
         images = sample_images(pipe, [prompt] * per_prompt, seed, num_inference_steps=20, guidance_scale=5.0)
-        rows.append((prompt[:24], [(image, float("nan")) for image in images]))
+        rows.append((prompt[:24], [(image, None) for image in images]))
     save_image_grid(rows, path)
 
 
@@ -116,11 +116,13 @@ def pretrain_sd(
     overwrite: bool = False,
     progress: bool = True,
     sample_prompts: int = 6,
+    base_name: str | None = None,
 ) -> Path:
     """Pre-train the pipeline at ``base`` on ``dataset`` (image + prompt) and write it to ``out``; return ``out``.
 
     ``vae_steps=0`` keeps the VAE (a pre-trained one: fine-tune only the UNet). Resolution: the pipeline's
     (``unet.config.sample_size * vae_scale_factor``). ``base`` may equal ``out`` with ``overwrite=True``.
+    ``base_name`` is what ``pretrain.json`` records as the base (default: ``base``'s path).
     """
     import numpy as np
     import torch
@@ -224,7 +226,7 @@ def pretrain_sd(
         if shown:
             _sample_grid(pipe, shown, tmp / "pretrain_samples.png", seed=seed)
         summary = {
-            "base": str(base),
+            "base": base_name or str(base),
             "dataset": str(dataset) if isinstance(dataset, (str, Path)) else type(dataset).__name__,
             "split": split,
             "num_images": len(x_all),

@@ -710,5 +710,6 @@ def _tiny_sd_command(args: argparse.Namespace) -> None:
                 batch_size=args.pretrain_batch_size,
                 seed=args.seed,
                 overwrite=args.overwrite,
+                base_name=f"synartifact.tiny.build_tiny_sd(seed={args.seed})",
             )
         )
