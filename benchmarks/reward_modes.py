@@ -2,7 +2,9 @@
 
     python benchmarks/reward_modes.py --classifier outputs/demo/classifier outputs/classifier-full
 
-Images come from the dataset's test split (or are synthesized when the folder is missing). Per classifier: its
+Images come from the dataset's test split (or are synthesized when the folder is missing), or, with
+``--generator DIR``, are that Stable Diffusion pipeline's samples for the dataset's test prompts (fixed seeds): the
+images a reward scores during DDPO. Per classifier: its
 answer mode, the mean number of tokens ``generate`` decodes per image, then each mode runs once to warm up and
 ``--repeats`` times; the median time counts. ``score`` is the reward's default single pass (one forward per batch,
 ``logits_to_keep=1``). The last line is, for the LAST classifier given,
@@ -89,6 +91,18 @@ def _bench(path: str, images: list, args) -> tuple[float, float]:
     return speedup, agree
 
 
+def _generated_images(generator: str, dataset: str, n: int) -> list:
+    """``n`` samples of the pipeline at ``generator`` for the dataset's test prompts, seeds fixed per image."""
+    from diffusers import StableDiffusionPipeline
+
+    from synartifact.generator_eval import load_prompts, sample_images
+
+    prompts = load_prompts(dataset if Path(dataset).is_dir() else None, "test")
+    pipe = StableDiffusionPipeline.from_pretrained(generator, safety_checker=None)
+    pipe.set_progress_bar_config(disable=True)
+    return sample_images(pipe, [prompts[i % len(prompts)] for i in range(n)], seed=0, num_inference_steps=8)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the figures."""
     import torch
@@ -102,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--dataset", default="outputs/demo/dataset", help="dataset folder (test split images)")
     parser.add_argument("--split", default="test", help="dataset split")
+    parser.add_argument(
+        "--generator", default=None, help="score this SD pipeline's samples (e.g. outputs/demo/tiny-sd) instead"
+    )
     parser.add_argument("--n", type=int, default=64, help="number of images")
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per mode (median)")
@@ -111,7 +128,14 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
         f"{torch.__version__}, threads {torch.get_num_threads()}, cuda {torch.cuda.is_available()}"
     )
-    images = _images(args.dataset, args.n, args.split)
+    if args.generator:
+        images = _generated_images(args.generator, args.dataset, args.n)
+        print(
+            f"images: {len(images)} samples of {args.generator} (8 steps, guidance 5, eta 1, seed 0: the DDPO recipe's sampler)"
+        )
+    else:
+        images = _images(args.dataset, args.n, args.split)
+        print(f"images: {len(images)} from {args.dataset} ({args.split})")
     speedup, agree = float("nan"), float("nan")
     for path in args.classifier:
         speedup, agree = _bench(path, images, args)
