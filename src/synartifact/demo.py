@@ -164,23 +164,11 @@ def _stage_tiny_sd(s: DemoSettings, out: Path) -> None:
     if not (s.sd_vae_steps or s.sd_unet_steps):
         build_tiny_sd(out, seed=s.seed, overwrite=True)
         return
-    from synartifact.generator_pretrain import pretrain_sd
+    from synartifact.generator_pretrain import build_pretrained_tiny_sd
 
-    random = out.parent / f"{out.name}.random"
-    build_tiny_sd(random, seed=s.seed, overwrite=True)
-    try:
-        pretrain_sd(
-            random,
-            s.out / "dataset",
-            out,
-            vae_steps=s.sd_vae_steps,
-            unet_steps=s.sd_unet_steps,
-            seed=s.seed,
-            overwrite=True,
-            base_name=f"synartifact.tiny.build_tiny_sd(seed={s.seed})",
-        )
-    finally:
-        shutil.rmtree(random, ignore_errors=True)
+    build_pretrained_tiny_sd(
+        out, s.out / "dataset", seed=s.seed, overwrite=True, vae_steps=s.sd_vae_steps, unet_steps=s.sd_unet_steps
+    )
 
 
 def _stage_ddpo(s: DemoSettings, out: Path) -> None:

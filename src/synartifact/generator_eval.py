@@ -279,12 +279,15 @@ def _report_md(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def _sampler_settings(lora: str | None, steps: int | None, guidance: float | None, eta: float | None) -> tuple:
-    """Unset sampler settings come from the DDPO run that wrote ``lora`` (its ``ddpo_summary.json``), else 20/5.0/1.0."""
-    trained = {}
+def _run_summary(lora: str | None) -> dict:
+    """The ``ddpo_summary.json`` of the DDPO run that wrote ``lora`` (``{}`` when there is none)."""
     summary = Path(lora) / "ddpo_summary.json" if lora else None
-    if summary is not None and summary.is_file():
-        trained = json.loads(summary.read_text()).get("ddpo_config", {})
+    return json.loads(summary.read_text()) if summary is not None and summary.is_file() else {}
+
+
+def _sampler_settings(run: dict, steps: int | None, guidance: float | None, eta: float | None) -> tuple:
+    """Unset sampler settings come from the DDPO run's summary ``run``, else 20/5.0/1.0."""
+    trained = run.get("ddpo_config", {})
     steps = steps if steps is not None else int(trained.get("sample_num_steps", 20))
     guidance = guidance if guidance is not None else float(trained.get("sample_guidance_scale", 5.0))
     eta = eta if eta is not None else float(trained.get("sample_eta", 1.0))
@@ -301,13 +304,10 @@ _REWARD_DEFAULTS = {
 }
 
 
-def _reward_settings(lora: str | None, given: dict) -> dict:
-    """Unset (``None``) reward settings come from the DDPO run that wrote ``lora`` (the reward it was trained on),
+def _reward_settings(run: dict, given: dict) -> dict:
+    """Unset (``None``) reward settings come from the DDPO run's summary ``run`` (the reward it was trained on),
     else the defaults: score mode, hard labels, weights 1, temperature 1."""
-    trained = {}
-    summary = Path(lora) / "ddpo_summary.json" if lora else None
-    if summary is not None and summary.is_file():
-        trained = json.loads(summary.read_text()).get("script_args", {})
+    trained = run.get("script_args", {})
     return {
         key: given[key] if given.get(key) is not None else trained.get(key, default)
         for key, default in _REWARD_DEFAULTS.items()
@@ -358,13 +358,14 @@ def evaluate_generator(
         raise FileNotFoundError(
             f"{lora} holds no pytorch_lora_weights.safetensors: is it a `synartifact ddpo` output?"
         )
-    num_inference_steps, guidance_scale, eta = _sampler_settings(lora, num_inference_steps, guidance_scale, eta)
+    run = _run_summary(lora)
+    num_inference_steps, guidance_scale, eta = _sampler_settings(run, num_inference_steps, guidance_scale, eta)
     prompt_list = list(prompts) if isinstance(prompts, (list, tuple)) else load_prompts(prompts, prompt_split)
     prompt_list = prompt_list[:num_prompts] if num_prompts else prompt_list
     # each prompt k times per seed (image i of a seed has its own noise): a finer per-seed mean
     sampled = [p for p in prompt_list for _ in range(int(images_per_prompt))]
     settings = _reward_settings(
-        lora,
+        run,
         {
             "reward_mode": reward_mode,
             "reward_weights": reward_weights,

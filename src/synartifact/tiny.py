@@ -688,28 +688,18 @@ def _tiny_sd_command(args: argparse.Namespace) -> None:
     if not args.pretrain_dataset:
         print(build_tiny_sd(args.out, seed=args.seed, overwrite=args.overwrite))
         return
-    import tempfile
+    from synartifact.generator_pretrain import build_pretrained_tiny_sd
 
-    from synartifact.generator_pretrain import pretrain_sd
-
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} already exists: pass --overwrite to replace it.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f"{out.name}.random-", dir=out.parent) as scratch:
-        base = build_tiny_sd(Path(scratch) / "random", seed=args.seed)
-        print(
-            pretrain_sd(
-                base,
-                args.pretrain_dataset,
-                out,
-                split=args.pretrain_split,
-                max_images=args.pretrain_max_images,
-                vae_steps=args.vae_steps,
-                unet_steps=args.unet_steps,
-                batch_size=args.pretrain_batch_size,
-                seed=args.seed,
-                overwrite=args.overwrite,
-                base_name=f"synartifact.tiny.build_tiny_sd(seed={args.seed})",
-            )
+    print(
+        build_pretrained_tiny_sd(
+            args.out,
+            args.pretrain_dataset,
+            seed=args.seed,
+            overwrite=args.overwrite,
+            split=args.pretrain_split,
+            max_images=args.pretrain_max_images,
+            vae_steps=args.vae_steps,
+            unet_steps=args.unet_steps,
+            batch_size=args.pretrain_batch_size,
         )
+    )

@@ -173,18 +173,7 @@ def normalize_bbox(
 def validate_row(row: dict[str, Any]) -> list[str]:
     """The problems of one dataset row (an empty list when it matches :func:`get_features` and the contract)."""
     problems = []
-    required = (
-        "image",
-        "image_id",
-        "prompt",
-        "generator",
-        "source",
-        "width",
-        "height",
-        "other_artifacts_caption",
-        "artifacts",
-    )
-    for key in required:
+    for key in get_features():
         if key not in row:
             problems.append(f"field {key!r} is missing")
     if problems:
