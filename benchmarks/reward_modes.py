@@ -7,7 +7,10 @@ Images come from the dataset's test split (or are synthesized when the folder is
 images a reward scores during DDPO. Per classifier: its
 answer mode, the mean number of tokens ``generate`` decodes per image, then each mode runs once to warm up and
 ``--repeats`` times; the median time counts. ``score`` is the reward's default single pass (one forward per batch,
-``logits_to_keep=1``). The last line is, for the LAST classifier given,
+``logits_to_keep=1``). A cost model follows each classifier's timings: ``generate`` on one batch forced to 1 and
+to 33 new tokens gives its fixed cost and the cost of a decode step, hence the speedup predicted for this run's
+answer lengths and the decode steps per batch that a 5x speedup would need on this machine (``generate`` runs
+until the longest answer of a batch ends). The last line is, for the LAST classifier given,
 ``speedup=<score images/s over generate images/s> agreement=<fraction of images with the same label set>``.
 """
 
@@ -35,20 +38,51 @@ def _images(dataset: str, n: int, split: str) -> list:
     return [row["image"].convert("RGB") for row in data["test"]][:n]
 
 
-def _generated_tokens(classifier, images: list, batch_size: int) -> tuple[float, int]:
-    """Mean number of tokens greedy decoding generates per image (up to and including the end token), and how
-    many answers ran into ``max_new_tokens`` without ending (``ArtifactClassifier.generate_ids``, as ``predict``)."""
+def _generated_tokens(classifier, images: list, batch_size: int) -> tuple[float, int, float]:
+    """Mean number of tokens greedy decoding generates per image (up to and including the end token), how
+    many answers ran into ``max_new_tokens`` without ending (``ArtifactClassifier.generate_ids``, as ``predict``),
+    and the mean number of decode steps per batch (its longest answer)."""
     tokenizer = classifier.tokenizer
     eos = classifier.model.generation_config.eos_token_id
     eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) | {tokenizer.eos_token_id}
-    counts, truncated = [], 0
+    counts, truncated, steps = [], 0, []
     for start in range(0, len(images), batch_size):
         new_tokens = classifier.generate_ids(images[start : start + batch_size])
+        steps.append(new_tokens.shape[1])
         for row in new_tokens.tolist():
             ends = [i for i, token in enumerate(row) if token in eos_ids]
             counts.append(ends[0] + 1 if ends else len(row))
             truncated += not ends
-    return sum(counts) / max(1, len(counts)), truncated
+    return sum(counts) / max(1, len(counts)), truncated, sum(steps) / max(1, len(steps))
+
+
+def _decode_cost(classifier, images: list, repeats: int, long: int = 33) -> tuple[float, float]:
+    """Seconds of ``generate`` for one batch (inputs prepared as ``predict`` does) forced to 1 new token, and the
+    seconds each further decode step adds (from a run forced to ``long`` new tokens)."""
+    import torch
+
+    def run(steps: int) -> float:
+        times = []
+        for _ in range(repeats + 1):  # the first run warms up
+            start = time.perf_counter()
+            inputs = classifier.prepare_inputs(images)
+            with torch.inference_mode():
+                classifier.model.generate(
+                    **inputs,
+                    do_sample=False,
+                    num_beams=1,
+                    min_new_tokens=steps,
+                    max_new_tokens=steps,
+                    pad_token_id=classifier.tokenizer.pad_token_id,
+                    temperature=None,
+                    top_p=None,
+                    top_k=None,
+                )
+            times.append(time.perf_counter() - start)
+        return statistics.median(times[1:])
+
+    first = run(1)
+    return first, max(0.0, (run(long) - first) / (long - 1))
 
 
 def _bench(path: str, images: list, args) -> tuple[float, float]:
@@ -57,7 +91,7 @@ def _bench(path: str, images: list, args) -> tuple[float, float]:
     from synartifact.reward import ArtifactReward
 
     classifier = ArtifactClassifier.from_pretrained(path)
-    mean_tokens, truncated = _generated_tokens(classifier, images, args.batch_size)
+    mean_tokens, truncated, mean_steps = _generated_tokens(classifier, images, args.batch_size)
     print(
         f"classifier {path}: answer mode {classifier.mode}, max_new_tokens {classifier.max_new_tokens}, "
         f"{len(images)} images, batch {args.batch_size}"
@@ -87,6 +121,17 @@ def _bench(path: str, images: list, args) -> tuple[float, float]:
     multi = sum(len(s) > 1 for s in results["generate"][0])
     speedup = results["generate"][1] / results["score"][1]
     print(f"  images with at least one kind (generate): {found:.2f}; with several kinds: {multi}")
+    batches = -(-len(images) // args.batch_size)
+    score_batch = results["score"][1] / batches
+    first, step = _decode_cost(classifier, images[: args.batch_size], args.repeats)
+    predicted = (first + (mean_steps - 1) * step) / score_batch
+    needed = 1 + (5 * score_batch - first) / step if step > 0 else float("inf")
+    print(
+        f"  cost model per batch of {args.batch_size}: score {1000 * score_batch:.1f} ms; generate "
+        f"{1000 * first:.1f} ms for the first token + {1000 * step:.2f} ms per further decode step; this run "
+        f"decodes {mean_steps:.1f} steps per batch -> predicted speedup {predicted:.2f}; 5x needs "
+        f">= {needed:.0f} decode steps per batch"
+    )
     print(f"  {path}: speedup={speedup:.2f} agreement={agree:.3f}")
     return speedup, agree
 

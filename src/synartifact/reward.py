@@ -358,14 +358,11 @@ class ArtifactReward:
         explicit_positions = "qwen" not in str(getattr(getattr(model, "config", None), "model_type", ""))
         return model, inputs, position, device, explicit_positions
 
-    def _group_probs(self, row_logits: torch.Tensor, groups: list[list[int]]) -> tuple[torch.Tensor, int, bool]:
+    def _group_probs(self, row_logits: torch.Tensor, groups: list[list[int]]) -> tuple[list[float], int, bool]:
         """Tempered renormalized probabilities of token groups, the most probable group, and whether the
-        vocabulary's top token is in one of the groups."""
-        logp = torch.log_softmax(torch.nan_to_num(row_logits.float(), nan=-1e4), dim=-1)
-        group_logp = torch.stack([torch.logsumexp(logp[g], dim=0) for g in groups])
-        top = int(torch.argmax(row_logits))
-        probs = torch.softmax(group_logp / self.temperature, dim=0)
-        return probs, int(torch.argmax(group_logp)), any(top in g for g in groups)
+        vocabulary's top token is in one of the groups (one row of :meth:`_batch_group_probs`)."""
+        probs, choices, on_format = self._batch_group_probs(row_logits[None], groups)
+        return probs[0], choices[0], on_format[0]
 
     def _accepts_logits_to_keep(self, model: Any) -> bool:
         """Whether the model's forward names ``logits_to_keep`` (then only the last position's logits are made)."""
@@ -385,17 +382,24 @@ class ArtifactReward:
         if self._accepts_logits_to_keep(model):
             extra["logits_to_keep"] = 1
         out = model(**inputs, use_cache=False, **extra)
-        logits = out.logits[:, -1, :]
-        groups = [tables["none"]] + tables["letters"]
-        presence: list[dict[str, float]] = []
-        chosen: list[set[str]] = []
-        bad: list[bool] = []
-        for row in range(logits.shape[0]):
-            p, choice, on_format = self._group_probs(logits[row], groups)
-            presence.append({SLUGS[k]: float(p[k + 1]) for k in range(len(KINDS))})
-            chosen.append(set() if choice == 0 else {SLUGS[choice - 1]})
-            bad.append(not on_format and not self.constrained)
+        probs, choices, on_format = self._batch_group_probs(out.logits[:, -1, :], [tables["none"]] + tables["letters"])
+        presence = [{SLUGS[k]: p[k + 1] for k in range(len(KINDS))} for p in probs]
+        chosen = [set() if choice == 0 else {SLUGS[choice - 1]} for choice in choices]
+        bad = [not ok and not self.constrained for ok in on_format]
         return chosen, presence, bad
+
+    def _batch_group_probs(
+        self, logits: torch.Tensor, groups: list[list[int]]
+    ) -> tuple[list[list[float]], list[int], list[bool]]:
+        """:meth:`_group_probs` for a ``[batch, vocab]`` tensor at once (no per-row Python loop over groups)."""
+        width = max(len(g) for g in groups)
+        index = torch.tensor([g + [g[0]] * (width - len(g)) for g in groups], device=logits.device)
+        valid = torch.tensor([[i < len(g) for i in range(width)] for g in groups], device=logits.device)
+        logp = torch.log_softmax(torch.nan_to_num(logits.float(), nan=-1e4), dim=-1)
+        group_logp = logp[:, index].masked_fill(~valid, float("-inf")).logsumexp(dim=-1)
+        probs = torch.softmax(group_logp / self.temperature, dim=-1)
+        on_format = torch.isin(logits.argmax(dim=-1), index[valid])
+        return probs.tolist(), group_logp.argmax(dim=-1).tolist(), on_format.tolist()
 
     @torch.no_grad()
     def _found_score_lines(
