@@ -1,6 +1,8 @@
 """Reward ``score`` vs ``generate`` mode per classifier: images/s of each and how often their label sets agree.
 
-    python benchmarks/reward_modes.py --classifier outputs/demo/classifier outputs/classifier-full
+    python benchmarks/reward_modes.py --classifier outputs/demo/classifier outputs/classifier-full [--batch-size 1]
+
+(``outputs/classifier-full``: ``python -m synartifact.sft --config recipes/tiny/sft/config_cpu_full.yaml``.)
 
 Images come from the dataset's test split (or are synthesized when the folder is missing), or, with
 ``--generator DIR``, are that Stable Diffusion pipeline's samples for the dataset's test prompts (fixed seeds): the

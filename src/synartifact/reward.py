@@ -32,6 +32,12 @@ Two modes:
   read; useful for a zero-shot classifier that does not follow the format, and for smoke tests on untrained
   models).
 
+Speed: ``score`` costs one prefill per batch; ``generate`` costs about as much for its first token plus one decode
+step per token of the batch's longest answer. The gain of ``score`` therefore grows with the answer length (a
+full-format answer with box and caption is far longer than a labels line) and shrinks with the batch size on a
+CPU, where a tiny model's decode step is mostly fixed overhead: ``benchmarks/reward_modes.py`` prints both
+figures and the cost model.
+
 Both modes run under ``torch.no_grad`` in batches and always return finite rewards: images with NaN/inf pixels
 are cleaned (``nan_to_num``) and NaN rewards are replaced by ``unparsable_reward``; ``info`` counts both.
 """
