@@ -271,3 +271,25 @@ def test_bad_arguments_raise():
         ArtifactReward(object(), batch_size=0)
     with pytest.raises(ValueError, match="mode 'score' only"):
         ArtifactReward(object(), mode="generate", follow_lines=True)
+
+
+def test_batch_group_probs_match_a_per_row_reference(tokenizer):
+    """The score mode's batched readout: each row's group probabilities as a direct per-row computation gives them,
+    with groups of different sizes, a NaN logit, and an off-format row."""
+    reward = ArtifactReward(ScriptedClassifier(["None"], tokenizer), mode="score", temperature=2.0)
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 50, generator=generator)
+    logits[0, 9] = 6.0  # the top token is in a group: on format
+    logits[1, 7] = float("nan")
+    logits[2, 40] = 30.0  # the top token is in no group
+    groups = [[3], [4, 9, 11], [20, 21]]
+    probs, choices, on_format = reward._batch_group_probs(logits, groups)
+    for row in range(3):
+        logp = torch.log_softmax(torch.nan_to_num(logits[row], nan=-1e4), dim=-1)
+        group_logp = torch.stack([torch.logsumexp(logp[g], dim=0) for g in groups])
+        assert probs[row] == pytest.approx(torch.softmax(group_logp / 2.0, dim=0).tolist(), abs=1e-6)
+        assert choices[row] == int(group_logp.argmax())
+    # off format: row 1's top logit is NaN (an undefined decision, counted as unparsable), row 2's is in no group
+    assert on_format == [True, False, False] and choices[0] == 1
+    one = reward._group_probs(logits[0], groups)
+    assert one[0] == pytest.approx(probs[0]) and one[1:] == (choices[0], on_format[0])
