@@ -59,27 +59,14 @@ def _generated_tokens(classifier, images: list, batch_size: int) -> tuple[float,
 
 
 def _decode_cost(classifier, images: list, repeats: int, long: int = 33) -> tuple[float, float]:
-    """Seconds of ``generate`` for one batch (inputs prepared as ``predict`` does) forced to 1 new token, and the
-    seconds each further decode step adds (from a run forced to ``long`` new tokens)."""
-    import torch
+    """Seconds of ``ArtifactClassifier.generate_ids`` for one batch (inputs prepared as ``predict`` does) forced to
+    1 new token, and the seconds each further decode step adds (from a run forced to ``long`` new tokens)."""
 
     def run(steps: int) -> float:
         times = []
         for _ in range(repeats + 1):  # the first run warms up
             start = time.perf_counter()
-            inputs = classifier.prepare_inputs(images)
-            with torch.inference_mode():
-                classifier.model.generate(
-                    **inputs,
-                    do_sample=False,
-                    num_beams=1,
-                    min_new_tokens=steps,
-                    max_new_tokens=steps,
-                    pad_token_id=classifier.tokenizer.pad_token_id,
-                    temperature=None,
-                    top_p=None,
-                    top_k=None,
-                )
+            classifier.generate_ids(images, max_new_tokens=steps, min_new_tokens=steps)
             times.append(time.perf_counter() - start)
         return statistics.median(times[1:])
 

@@ -1,6 +1,7 @@
 """Test settings shared by the whole suite: offline, quiet, and the `slow` marker for GPU-only tests."""
 
 import os
+import socket
 
 import pytest
 
@@ -25,3 +26,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip_slow)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for a Space server or a torchrun rendezvous)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes/tiny/ddpo/config_cpu.yaml"
@@ -276,15 +277,11 @@ def test_ddpo_recipes_parse(recipe):
 
 def test_ddpo_under_torchrun_two_processes(tiny_models, tmp_path):
     """The same script under a real launcher: world size 2 over gloo, one LoRA folder that loads on the base."""
-    import socket
     import subprocess
     import sys
 
     from diffusers import StableDiffusionPipeline
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     sd, vlm = tiny_models
     out = tmp_path / "ddp"
     cmd = [
@@ -294,7 +291,7 @@ def test_ddpo_under_torchrun_two_processes(tiny_models, tmp_path):
         "--nproc_per_node",
         "2",
         "--master_port",
-        str(port),
+        str(free_port()),
         "-m",
         "synartifact.ddpo",
         "--config",

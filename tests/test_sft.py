@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate.commands.config.config_args import load_config_from_file
+from conftest import free_port
 from transformers import AutoModelForImageTextToText, TrainerCallback
 
 import synartifact.sft as sft
@@ -286,12 +286,6 @@ def _env():
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(launcher: list[str], out: Path, dataset_dir: Path, model: Path, *flags: str) -> Path:
     cmd = [
         *launcher,
@@ -329,7 +323,7 @@ def one_process_output(tmp_path_factory, dataset_dir):
         "--config_file",
         "recipes/accelerate_configs/cpu.yaml",
         "--main_process_port",
-        str(_free_port()),
+        str(free_port()),
     ]
     return _launch(
         launcher,
@@ -357,7 +351,7 @@ def test_torchrun_two_processes(tmp_path, dataset_dir, one_process_output):
         "--nproc_per_node",
         "2",
         "--master_port",
-        str(_free_port()),
+        str(free_port()),
     ]
     out = _launch(launcher, tmp_path / "ddp", dataset_dir, base)
     run = json.loads((out / "sft_run.json").read_text())

@@ -12,7 +12,6 @@ import atexit
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import free_port
 from PIL import Image
 
 from synartifact import spaces_utils
@@ -76,12 +76,6 @@ def train_answering_classifier(out: Path, steps: int = 80) -> Path:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def load_app(name: str):
     """Import ``spaces/<name>/app.py`` as a module of its own name (both files are called app.py)."""
     spec = importlib.util.spec_from_file_location(f"synartifact_space_{name}", ROOT / "spaces" / name / "app.py")
@@ -117,7 +111,7 @@ def shared_server(name: str, tmp_root: Path) -> str:
         if name not in _STATE:
             demo = load_app(name).build_demo()
             demo.queue(default_concurrency_limit=2)
-            port = _free_port()
+            port = free_port()
             demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
             atexit.register(demo.close)
             _STATE[name] = f"http://127.0.0.1:{port}/"
@@ -369,7 +363,7 @@ def test_importing_an_app_loads_no_model(tmp_path):
 
 
 def test_python_app_py_honours_gradio_server_port(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "GRADIO_SERVER_NAME": "127.0.0.1",

@@ -475,8 +475,9 @@ class ArtifactClassifier:
         dtype = self.model.dtype
         return batch.to(self.device).to(dtype) if hasattr(batch, "to") else batch
 
-    def generate_ids(self, images: Any) -> Any:
-        """Greedy decoding for one batch: the new token ids (a ``[batch, steps]`` tensor, padded after the end)."""
+    def generate_ids(self, images: Any, max_new_tokens: int | None = None, min_new_tokens: int | None = None) -> Any:
+        """Greedy decoding for one batch: the new token ids (a ``[batch, steps]`` tensor, padded after the end).
+        ``max_new_tokens`` defaults to the classifier's; ``min_new_tokens`` forces that many steps (benchmarks)."""
         import torch
 
         inputs = self.prepare_inputs(images)
@@ -484,7 +485,8 @@ class ArtifactClassifier:
             output = self.model.generate(
                 **inputs,
                 do_sample=False,
-                max_new_tokens=self.max_new_tokens,
+                max_new_tokens=max_new_tokens or self.max_new_tokens,
+                min_new_tokens=min_new_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,
                 num_beams=1,
                 temperature=None,

@@ -294,24 +294,28 @@ def _sampler_settings(run: dict, steps: int | None, guidance: float | None, eta:
     return steps, guidance, eta
 
 
-_REWARD_DEFAULTS = {
-    "reward_mode": "score",
-    "reward_weights": None,
-    "reward_soft": False,
-    "reward_constrained": False,
-    "reward_temperature": 1.0,
-    "reward_follow_lines": False,
+# evaluate_generator's reward arguments -> ArtifactReward's keyword arguments (the DDPO summary's script_args use
+# the same names as evaluate_generator)
+_REWARD_KWARGS = {
+    "reward_mode": "mode",
+    "reward_weights": "weights",
+    "reward_soft": "soft",
+    "reward_constrained": "constrained",
+    "reward_temperature": "temperature",
+    "reward_follow_lines": "follow_lines",
 }
 
 
-def _reward_settings(run: dict, given: dict) -> dict:
-    """Unset (``None``) reward settings come from the DDPO run's summary ``run`` (the reward it was trained on),
-    else the defaults: score mode, hard labels, weights 1, temperature 1."""
+def _reward_kwargs(run: dict, given: dict) -> dict:
+    """ArtifactReward keyword arguments: each reward setting given (not ``None``), else the DDPO run's (its summary
+    ``run``: the reward it was trained on); settings set in neither keep ArtifactReward's defaults."""
     trained = run.get("script_args", {})
-    return {
-        key: given[key] if given.get(key) is not None else trained.get(key, default)
-        for key, default in _REWARD_DEFAULTS.items()
-    }
+    kwargs = {}
+    for key, name in _REWARD_KWARGS.items():
+        value = given.get(key) if given.get(key) is not None else trained.get(key)
+        if value is not None:
+            kwargs[name] = value
+    return kwargs
 
 
 def evaluate_generator(
@@ -364,30 +368,18 @@ def evaluate_generator(
     prompt_list = prompt_list[:num_prompts] if num_prompts else prompt_list
     # each prompt k times per seed (image i of a seed has its own noise): a finer per-seed mean
     sampled = [p for p in prompt_list for _ in range(int(images_per_prompt))]
-    settings = _reward_settings(
-        run,
-        {
-            "reward_mode": reward_mode,
-            "reward_weights": reward_weights,
-            "reward_soft": reward_soft,
-            "reward_constrained": reward_constrained,
-            "reward_temperature": reward_temperature,
-            "reward_follow_lines": reward_follow_lines,
-        },
-    )
+    given = {
+        "reward_mode": reward_mode,
+        "reward_weights": reward_weights,
+        "reward_soft": reward_soft,
+        "reward_constrained": reward_constrained,
+        "reward_temperature": reward_temperature,
+        "reward_follow_lines": reward_follow_lines,
+    }
     reward = (
         classifier
         if isinstance(classifier, ArtifactReward)
-        else ArtifactReward(
-            classifier,
-            mode=settings["reward_mode"],
-            weights=settings["reward_weights"],
-            soft=settings["reward_soft"],
-            constrained=settings["reward_constrained"],
-            device=device,
-            follow_lines=settings["reward_follow_lines"],
-            temperature=settings["reward_temperature"],
-        )
+        else ArtifactReward(classifier, device=device, **_reward_kwargs(run, given))
     )
 
     pipe = _to_device_pipeline(StableDiffusionPipeline.from_pretrained(base, safety_checker=None), device)
