@@ -129,7 +129,7 @@ def _generated_images(generator: str, dataset: str, n: int) -> list:
     """``n`` samples of the pipeline at ``generator`` for the dataset's test prompts, seeds fixed per image."""
     from diffusers import StableDiffusionPipeline
 
-    from synartifact.generator_eval import load_prompts, sample_images
+    from synartifact.generator.sampling import load_prompts, sample_images
 
     prompts = load_prompts(dataset if Path(dataset).is_dir() else None, "test")
     pipe = StableDiffusionPipeline.from_pretrained(generator, safety_checker=None)

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from synartifact import ArtifactClassifier
-from synartifact.classifier import to_rgb_image
+from synartifact.images import to_rgb as to_rgb_image
 from synartifact.report import ArtifactReport
 
 MAX_NEW = 6

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from synartifact.evaluation import (
+from synartifact.classifier.evaluation import format_metrics_table
+from synartifact.classifier.metrics import (
     binary_detection_metrics,
     box_iou,
     caption_similarity,
@@ -13,7 +14,6 @@ from synartifact.evaluation import (
     compute_metrics,
     cooccurrence_matrix,
     exact_match,
-    format_metrics_table,
     hamming_accuracy,
     load_caption_encoder,
     localization_metrics,
@@ -223,7 +223,7 @@ def tiny_vlm(tmp_path_factory):
 
 def test_run_evaluation_writes_report(tiny_vlm, tmp_path):
     from synartifact.classifier import ArtifactClassifier
-    from synartifact.evaluation import run_evaluation
+    from synartifact.classifier.evaluation import run_evaluation
 
     model = ArtifactClassifier.from_pretrained(tiny_vlm, max_new_tokens=6)
     out = tmp_path / "eval"
@@ -251,7 +251,7 @@ def test_run_evaluation_writes_report(tiny_vlm, tmp_path):
 
 def test_evaluate_model_matches_compute_metrics(tiny_vlm, monkeypatch):
     from synartifact.classifier import ArtifactClassifier
-    from synartifact.evaluation import evaluate_model
+    from synartifact.classifier.evaluation import evaluate_model
 
     clf = ArtifactClassifier.from_pretrained(tiny_vlm, max_new_tokens=4)
     # a classifier that always answers "H) Localized Blur": only image 0 of the tiny split is right

@@ -8,7 +8,7 @@ import torch
 from datasets import Dataset
 from PIL import Image
 
-from synartifact.generator_pretrain import load_training_pairs, pretrain_sd
+from synartifact.generator.pretrain import load_training_pairs, pretrain_sd
 from synartifact.tiny import build_tiny_sd
 
 

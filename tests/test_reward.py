@@ -86,7 +86,7 @@ class ScriptedClassifier:
 
 @pytest.fixture(scope="session")
 def tokenizer(tiny_vlm_dir):
-    from synartifact.tiny import load_vlm_processor
+    from synartifact.classifier.loading import load_vlm_processor
 
     return load_vlm_processor(tiny_vlm_dir).tokenizer
 

@@ -13,7 +13,8 @@ from conftest import free_port
 from transformers import AutoModelForImageTextToText, TrainerCallback
 
 import synartifact.sft as sft
-from synartifact.tiny import build_tiny_vlm, load_vlm_processor
+from synartifact.classifier.loading import load_vlm_processor
+from synartifact.tiny import build_tiny_vlm
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "recipes").glob("*/sft/config_*.yaml"))

@@ -7,8 +7,9 @@ import torch
 from PIL import Image
 from transformers import AutoModelForImageTextToText
 
+from synartifact.classifier.loading import load_vlm_processor
 from synartifact.prompts import build_messages, render_answer
-from synartifact.tiny import VLM_ARCHS, build_tiny_vlm, build_vlm_tokenizer, get_tiny_vlm, load_vlm_processor
+from synartifact.tiny import VLM_ARCHS, build_tiny_vlm, build_vlm_tokenizer, get_tiny_vlm
 
 SMALL = {
     "hidden_size": 32,

@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it; other stages add their objects here.
 _LAZY: dict[str, str] = {
-    "ArtifactClassifier": "synartifact.classifier",
+    "ArtifactClassifier": "synartifact.classifier.model",
     "ArtifactReport": "synartifact.report",
     "Artifact": "synartifact.report",
     "ArtifactReward": "synartifact.reward",

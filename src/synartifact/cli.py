@@ -19,11 +19,14 @@ __all__ = ["main", "COMMANDS"]
 # and sets ``func``; modules whose arguments come from TrlParser define ``cli_main(argv)`` instead.
 COMMANDS: dict[str, tuple[str, str]] = {
     "dataset": ("synartifact.data.cli", "build, synthesize, inspect and push SynArtifact-style Hub datasets"),
-    "tiny": ("synartifact.tiny", "write tiny offline models built from configs (a VLM, a Stable Diffusion pipeline)"),
+    "tiny": (
+        "synartifact.tiny.cli",
+        "write tiny offline models built from configs (a VLM, a Stable Diffusion pipeline)",
+    ),
     "sft": ("synartifact.sft", "fine-tune a VLM artifact classifier with TRL SFTTrainer (args: --config YAML ...)"),
-    "evaluate": ("synartifact.evaluation", "evaluate a classifier against its baseline on a dataset split"),
+    "evaluate": ("synartifact.classifier.evaluation", "evaluate a classifier against its baseline on a dataset split"),
     "ddpo": ("synartifact.ddpo", "fine-tune the generator with TRL DDPOTrainer on the classifier's reward"),
-    "evaluate-generator": ("synartifact.generator_eval", "compare a base and a refined generator by reward"),
+    "evaluate-generator": ("synartifact.generator.evaluation", "compare a base and a refined generator by reward"),
     "demo": ("synartifact.demo", "run the whole pipeline offline on tiny models and write a report"),
 }
 # Commands whose arguments are parsed by TRL's TrlParser (YAML via --config, any config field as a flag).

@@ -28,7 +28,7 @@ the settings) and ``train_log.jsonl`` (TRL's loss, approx_kl, clipfrac per optim
 Choices made here, against TRL 0.23.1's own behaviour:
 
 - the output holds only the LoRA weights (not a copy of the base pipeline, which for SD-1.5 would be GBs and which
-  does not reload anyway: CONVENTIONS.md); ``DDPOTrainer.save_pretrained`` is not used (it crashes in 0.23.1);
+  does not reload anyway); ``DDPOTrainer.save_pretrained`` is not used (it crashes in 0.23.1);
 - resuming writes the checkpoint's LoRA weights into the trained adapter (TRL adds a second, untrained one);
 - a JSONL tracker is always attached, because TRL hands ``accelerator.trackers[0]`` to the image hook;
 - TRL's ``train()`` loop is run here epoch by epoch (same calls) to time sampling, reward and training.
@@ -245,7 +245,7 @@ def _check_output_dir(args: DDPOScriptArguments, config: Any) -> Path:
 
 def _eval_reward(sd_pipeline: Any, reward: Any, prompts: list[str], config: Any, seed: int = 1234) -> dict:
     """Mean reward of images from held-out prompts with fixed seeds (the card's before/after numbers)."""
-    from synartifact.generator_eval import sample_images
+    from synartifact.generator.sampling import sample_images
 
     if not prompts:
         return {}
@@ -334,7 +334,7 @@ def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
     import accelerate
     import torch
 
-    from synartifact.generator_eval import load_prompts, save_image_grid
+    from synartifact.generator.sampling import load_prompts, save_image_grid
     from synartifact.reward import ArtifactReward
 
     # --- seed, logging ---------------------------------------------------------------------------------------

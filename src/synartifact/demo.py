@@ -66,7 +66,7 @@ class DemoSettings:
     eval_max_samples: int | None = 600
     gen_seeds: tuple[int, ...] = (0, 1, 2)
     gen_images_per_prompt: int = 4  # per held-out prompt and seed: a finer per-seed mean reward
-    # base generator pre-training (synartifact.generator_pretrain): ~2.5 min on 2 cores; 0/0 keeps random weights
+    # base generator pre-training (synartifact.generator.pretrain): ~2.5 min on 2 cores; 0/0 keeps random weights
     sd_vae_steps: int = 200
     sd_unet_steps: int = 800
     num_proc: int = max(1, min(2, os.cpu_count() or 1))
@@ -145,7 +145,7 @@ def _stage_sft(s: DemoSettings, out: Path) -> None:
 
 
 def _stage_evaluate(s: DemoSettings, out: Path) -> None:
-    from synartifact.evaluation import run_evaluation
+    from synartifact.classifier.evaluation import run_evaluation
 
     run_evaluation(
         model=str(s.out / "classifier"),
@@ -164,7 +164,7 @@ def _stage_tiny_sd(s: DemoSettings, out: Path) -> None:
     if not (s.sd_vae_steps or s.sd_unet_steps):
         build_tiny_sd(out, seed=s.seed, overwrite=True)
         return
-    from synartifact.generator_pretrain import build_pretrained_tiny_sd
+    from synartifact.tiny import build_pretrained_tiny_sd
 
     build_pretrained_tiny_sd(
         out, s.out / "dataset", seed=s.seed, overwrite=True, vae_steps=s.sd_vae_steps, unet_steps=s.sd_unet_steps
@@ -191,7 +191,7 @@ def _stage_ddpo(s: DemoSettings, out: Path) -> None:
 
 
 def _stage_generator_eval(s: DemoSettings, out: Path) -> None:
-    from synartifact.generator_eval import evaluate_generator
+    from synartifact.generator.evaluation import evaluate_generator
 
     evaluate_generator(
         base=str(s.out / "tiny-sd"),

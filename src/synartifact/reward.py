@@ -1,6 +1,6 @@
 """The artifact classifier as a reward for RL fine-tuning of a generator (the paper's RLAIF step).
 
-``reward = 1 - sum(weight[k] for k in found) / sum(weights)`` (``shared/PAPER.md``): 1 for an image the
+``reward = 1 - sum(weight[k] for k in found) / sum(weights)`` (the paper, arXiv 2402.18068): 1 for an image the
 classifier finds clean, lower the more (and the heavier) artifacts it finds. Weights are per kind (slug, name,
 letter-free loose spelling or index; a weight of 0 ignores a kind); kinds not given keep weight 1.
 

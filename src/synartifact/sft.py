@@ -144,7 +144,7 @@ def _find_modules(model: torch.nn.Module, names: tuple[str, ...]) -> list[torch.
 
 def load_model(path: str, model_args: SFTModelArguments):
     """The VLM and its processor from a folder or Hub id, with the vision tower or projector frozen if asked."""
-    from synartifact.tiny import load_vlm_processor
+    from synartifact.classifier.loading import load_vlm_processor
 
     dtype = model_args.dtype or model_args.torch_dtype
     kwargs: dict[str, Any] = {"revision": model_args.model_revision, "trust_remote_code": model_args.trust_remote_code}

@@ -6,7 +6,7 @@ SynArtifact-1K annotations store a kind as a 0-based index into it (``"artifacts
 distorted component), so :data:`KINDS` must never be reordered.
 
 The explanations are ours, written from the kinds' names and the paper's summary; the group of each
-kind is our best reading of the paper's Figure 2 (see ``shared/PAPER.md``). Edit them here only.
+kind is our best reading of the paper's Figure 2 (arXiv 2402.18068). Edit them here only.
 """
 
 from __future__ import annotations

@@ -1,19 +1,11 @@
-"""Tiny models built from configs, with offline tokenizers and processors: a VLM and a Stable Diffusion pipeline.
-
-Random weights, no download. Tests, the offline default (``make demo``) and the Spaces all build their tiny
-models here, so that one code path serves tiny folders and real checkpoints alike.
-``synartifact tiny vlm --out DIR`` and ``synartifact tiny sd --out DIR`` write them to folders.
-"""
+"""Tiny vision-language models built from configs (LLaVA, Idefics3/SmolVLM, Qwen2-VL, Qwen2.5-VL families), with
+offline tokenizers and processors: random weights, no download. Tests, the offline default and the Spaces use them."""
 
 from __future__ import annotations
 
-import argparse
+from pathlib import Path
 
-# ---------------------------------------------------------------------------------------------------------------
-# Vision-language models (LLaVA, Idefics3/SmolVLM, Qwen2-VL families) — owned by the classifier work.
-# Public: build_tiny_vlm(out, arch="llava", seed=0, ...) -> Path
-# ---------------------------------------------------------------------------------------------------------------
-from pathlib import Path  # noqa: E402 - kept in this section, the file is shared
+from synartifact.classifier.loading import qwen_processor_class
 
 VLM_ARCHS: tuple[str, ...] = ("llava", "idefics3", "qwen2vl", "qwen2_5vl")
 
@@ -280,19 +272,6 @@ def _tiny_idefics3(tokenizer, image_size: int, patch_size: int, sizes: dict):
     return Idefics3ForConditionalGeneration(config), processor
 
 
-def _qwen_processor_class():
-    """Qwen2-VL's processor without a video processor (video processors need torchvision, absent here)."""
-    from transformers import Qwen2VLProcessor
-
-    class TinyQwen2VLProcessor(Qwen2VLProcessor):
-        attributes = ["image_processor", "tokenizer"]
-
-        def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-            super().__init__(image_processor, tokenizer, video_processor=None, chat_template=chat_template, **kwargs)
-
-    return TinyQwen2VLProcessor
-
-
 def _tiny_qwen(tokenizer, image_size: int, patch_size: int, sizes: dict, version: str):
     from transformers import Qwen2VLImageProcessor
 
@@ -307,7 +286,7 @@ def _tiny_qwen(tokenizer, image_size: int, patch_size: int, sizes: dict, version
         image_mean=[0.5, 0.5, 0.5],
         image_std=[0.5, 0.5, 0.5],
     )
-    processor = _qwen_processor_class()(
+    processor = qwen_processor_class()(
         image_processor=image_processor, tokenizer=tokenizer, chat_template=tokenizer.chat_template
     )
     hidden, heads = sizes.get("hidden_size", 64), sizes.get("heads", 4)
@@ -436,270 +415,9 @@ def build_tiny_vlm(
     return _write_atomically(out, overwrite, write)
 
 
-def load_vlm_processor(path, **kwargs):
-    """The processor of a VLM folder or Hub id: ``AutoProcessor``, or for Qwen2-VL folders without a video processor
-    (video processors need torchvision, which may be absent) the image processor + tokenizer pair."""
-    import json
-
-    from transformers import AutoProcessor, ProcessorMixin
-
-    error: Exception | None = None
-    try:
-        processor = AutoProcessor.from_pretrained(path, **kwargs)
-        if isinstance(processor, ProcessorMixin):
-            return processor
-    except (ImportError, OSError, ValueError, TypeError, AttributeError) as err:
-        error = err
-    kind = ""
-    for name, key in (("config.json", "model_type"), ("preprocessor_config.json", "image_processor_type")):
-        file = Path(path) / name
-        if not kind and file.is_file():
-            kind = str(json.loads(file.read_text()).get(key, "")).lower()
-    if kind.startswith("qwen2"):
-        from transformers import AutoImageProcessor, AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-        return _qwen_processor_class()(
-            image_processor=AutoImageProcessor.from_pretrained(path, **kwargs),
-            tokenizer=tokenizer,
-            chat_template=tokenizer.chat_template,
-        )
-    if error is not None:
-        raise error
-    raise ValueError(f"{path} holds no multimodal processor (processor_config.json / preprocessor_config.json).")
-
-
 def get_tiny_vlm(out_dir="outputs/tiny-vlm", arch: str = "llava", **kwargs) -> Path:
     """The tiny VLM folder at ``out_dir``, built first when missing (the offline default's model)."""
     out = Path(out_dir)
     if (out / "config.json").is_file():
         return out
     return build_tiny_vlm(out, arch=arch, **kwargs)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Stable Diffusion — owned by the alleviation work.
-# Public: build_tiny_sd(out, seed=0, ...) -> Path
-# ---------------------------------------------------------------------------------------------------------------
-
-# A few byte-level BPE merges over frequent English pairs, so that prompts tokenize into fewer symbols than bytes.
-_SD_MERGES = (
-    "t h",
-    "th e</w>",
-    "a n",
-    "i n",
-    "e r",
-    "o n",
-    "r e",
-    "a t",
-    "e n",
-    "o r",
-    "e s",
-    "i s",
-    "a r",
-    "a l",
-    "s t",
-    "o u",
-    "l e",
-    "i t",
-    "in g</w>",
-    "an d</w>",
-    "o f</w>",
-    "a</w>",
-    "s</w>",
-    "e</w>",
-    "d</w>",
-    "y</w>",
-)
-
-
-def _write_tiny_clip_tokenizer_files(folder) -> tuple:
-    """Write ``vocab.json`` and ``merges.txt`` of an offline byte-level CLIP BPE into ``folder``."""
-    import json
-
-    from transformers.models.clip.tokenization_clip import bytes_to_unicode
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    symbols = list(bytes_to_unicode().values())
-    vocab_list = symbols + [s + "</w>" for s in symbols]
-    for merge in _SD_MERGES:
-        merged = merge.replace(" ", "")
-        if merged not in vocab_list:
-            vocab_list.append(merged)
-    vocab_list += ["<|startoftext|>", "<|endoftext|>"]
-    vocab = {token: i for i, token in enumerate(vocab_list)}
-    vocab_file, merges_file = folder / "vocab.json", folder / "merges.txt"
-    vocab_file.write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    merges_file.write_text("#version: 0.2\n" + "\n".join(_SD_MERGES) + "\n", encoding="utf-8")
-    return vocab_file, merges_file
-
-
-def build_tiny_sd(
-    out,
-    seed: int = 0,
-    overwrite: bool = False,
-    sample_size: int = 16,
-    block_out_channels: tuple[int, ...] = (32, 64),
-    cross_attention_dim: int = 32,
-    max_length: int = 77,
-    vae_block_out_channels: tuple[int, ...] = (16, 32),
-):
-    """Write a tiny Stable Diffusion pipeline with random weights, built from configs, to ``out``; return its path.
-
-    UNet2DConditionModel + AutoencoderKL + CLIPTextModel + an offline byte-level CLIPTokenizer + DDIMScheduler,
-    ``safety_checker=None``. Images are ``sample_size * 2`` pixels square (the VAE halves the resolution once):
-    32 px by default, which samples in milliseconds per step on a CPU. ``StableDiffusionPipeline.from_pretrained(out)``
-    reloads it; TRL's ``DefaultDDPOStableDiffusionPipeline(out, use_lora=True)`` fine-tunes it.
-    ``vae_block_out_channels`` must have as many entries as ``block_out_channels`` (same downsampling); the VAE is
-    narrower than the UNet by default, which makes its pre-training (:mod:`synartifact.generator_pretrain`) and
-    decoding 3x cheaper.
-    """
-    import shutil
-
-    import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    from synartifact.utils import atomic_dir
-
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists: pass overwrite=True (or --overwrite) to replace it.")
-    if len(vae_block_out_channels) != len(block_out_channels):
-        raise ValueError(
-            f"vae_block_out_channels {tuple(vae_block_out_channels)} needs {len(block_out_channels)} entries, as "
-            f"block_out_channels {tuple(block_out_channels)} (the latents must have the UNet's size)."
-        )
-    if sample_size < 4 or sample_size % 4:
-        raise ValueError(f"sample_size={sample_size} must be a positive multiple of 4 (the UNet downsamples once).")
-    with atomic_dir(out, overwrite=True) as tmp:
-        torch.manual_seed(seed)
-        unet = UNet2DConditionModel(
-            sample_size=sample_size,
-            in_channels=4,
-            out_channels=4,
-            block_out_channels=tuple(block_out_channels),
-            layers_per_block=1,
-            down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (len(block_out_channels) - 1),
-            up_block_types=("CrossAttnUpBlock2D",) * (len(block_out_channels) - 1) + ("UpBlock2D",),
-            cross_attention_dim=cross_attention_dim,
-            attention_head_dim=8,
-            norm_num_groups=min(32, block_out_channels[0]),
-        )
-        torch.manual_seed(seed + 1)
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            block_out_channels=list(vae_block_out_channels),
-            down_block_types=["DownEncoderBlock2D"] * len(vae_block_out_channels),
-            up_block_types=["UpDecoderBlock2D"] * len(vae_block_out_channels),
-            latent_channels=4,
-            norm_num_groups=min(32, vae_block_out_channels[0]),
-            sample_size=sample_size * 2 ** (len(block_out_channels) - 1),
-        )
-        torch.manual_seed(seed + 2)
-        vocab_file, merges_file = _write_tiny_clip_tokenizer_files(tmp / "_tokenizer_src")
-        tokenizer = CLIPTokenizer(
-            vocab_file=str(vocab_file), merges_file=str(merges_file), model_max_length=max_length
-        )
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=len(tokenizer),
-                hidden_size=cross_attention_dim,
-                intermediate_size=2 * cross_attention_dim,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                max_position_embeddings=max_length,
-                bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-                projection_dim=cross_attention_dim,
-            )
-        )
-        scheduler = DDIMScheduler(
-            beta_start=0.00085,
-            beta_end=0.012,
-            beta_schedule="scaled_linear",
-            clip_sample=False,
-            set_alpha_to_one=False,
-            steps_offset=1,
-        )
-        pipe = StableDiffusionPipeline(
-            unet=unet,
-            vae=vae,
-            text_encoder=text_encoder,
-            tokenizer=tokenizer,
-            scheduler=scheduler,
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-        )
-        pipe.save_pretrained(tmp)
-        shutil.rmtree(tmp / "_tokenizer_src")
-    return out
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Command line: `synartifact tiny vlm|sd --out DIR`
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``synartifact tiny {vlm,sd}``."""
-    parser = subparsers.add_parser(
-        "tiny",
-        help="write tiny offline models built from configs",
-        description="Write a tiny model with random weights, built from configs, to a folder "
-        "that from_pretrained loads. No download.",
-    )
-    sub = parser.add_subparsers(dest="tiny_command", metavar="MODEL", required=True)
-    vlm = sub.add_parser("vlm", help="a tiny vision-language model (model + processor)")
-    vlm.add_argument("--out", required=True, help="folder to write")
-    vlm.add_argument(
-        "--arch", default="llava", choices=list(VLM_ARCHS), help="architecture family (default: llava, the paper's)"
-    )
-    vlm.add_argument("--seed", type=int, default=0, help="seed for the random weights")
-    vlm.add_argument("--overwrite", action="store_true", help="replace an existing folder")
-    vlm.set_defaults(func=lambda a: print(build_tiny_vlm(a.out, arch=a.arch, seed=a.seed, overwrite=a.overwrite)))
-    sd = sub.add_parser("sd", help="a tiny Stable Diffusion pipeline (UNet, VAE, CLIP text encoder, tokenizer, DDIM)")
-    sd.add_argument("--out", required=True, help="folder to write")
-    sd.add_argument("--seed", type=int, default=0, help="seed for the random weights")
-    sd.add_argument("--overwrite", action="store_true", help="replace an existing folder")
-    pre = sd.add_argument_group(
-        "pre-training (synartifact.generator_pretrain): without it the weights stay random and samples are noise"
-    )
-    pre.add_argument(
-        "--pretrain-dataset",
-        default=None,
-        metavar="DIR_OR_ID",
-        help="pre-train the VAE and UNet on this dataset's images and prompts (e.g. outputs/demo/dataset)",
-    )
-    pre.add_argument("--pretrain-split", default="train", help="dataset split to pre-train on")
-    pre.add_argument("--vae-steps", type=int, default=200, help="VAE autoencoder steps")
-    pre.add_argument("--unet-steps", type=int, default=800, help="UNet noise-prediction steps")
-    pre.add_argument("--pretrain-batch-size", type=int, default=16, help="images per pre-training step")
-    pre.add_argument("--pretrain-max-images", type=int, default=4000, help="use at most this many images")
-    sd.set_defaults(func=_tiny_sd_command)
-    return parser
-
-
-def _tiny_sd_command(args: argparse.Namespace) -> None:
-    if not args.pretrain_dataset:
-        print(build_tiny_sd(args.out, seed=args.seed, overwrite=args.overwrite))
-        return
-    from synartifact.generator_pretrain import build_pretrained_tiny_sd
-
-    print(
-        build_pretrained_tiny_sd(
-            args.out,
-            args.pretrain_dataset,
-            seed=args.seed,
-            overwrite=args.overwrite,
-            split=args.pretrain_split,
-            max_images=args.pretrain_max_images,
-            vae_steps=args.vae_steps,
-            unet_steps=args.unet_steps,
-            batch_size=args.pretrain_batch_size,
-        )
-    )

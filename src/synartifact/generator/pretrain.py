@@ -28,7 +28,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_pretrained_tiny_sd", "pretrain_sd", "load_training_pairs"]
+__all__ = ["pretrain_sd", "load_training_pairs"]
 
 PRETRAIN_FILE = "pretrain.json"
 
@@ -89,7 +89,7 @@ def _plot_losses(log: list[dict], path: Path) -> None:
 
 
 def _sample_grid(pipe: Any, prompts: list[str], path: Path, per_prompt: int = 6, seed: int = 0) -> None:
-    from synartifact.generator_eval import sample_images, save_image_grid
+    from synartifact.generator.sampling import sample_images, save_image_grid
 
     rows = []
     for prompt in prompts:
@@ -248,22 +248,3 @@ def pretrain_sd(
         (tmp / PRETRAIN_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     logger.info("pre-trained generator written to %s (%.0f s)", out, summary["seconds"])
     return out
-
-
-def build_pretrained_tiny_sd(
-    out: str | Path, dataset: Any, seed: int = 0, overwrite: bool = False, **kwargs: Any
-) -> Path:
-    """:func:`synartifact.tiny.build_tiny_sd` (random weights, in a scratch folder next to ``out``), then
-    :func:`pretrain_sd` on ``dataset`` into ``out``; ``kwargs`` go to :func:`pretrain_sd`. Returns ``out``."""
-    import tempfile
-
-    from synartifact.tiny import build_tiny_sd
-
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists: pass overwrite=True (or --overwrite) to replace it.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f"{out.name}.random-", dir=out.parent) as scratch:
-        base = build_tiny_sd(Path(scratch) / "random", seed=seed)
-        kwargs.setdefault("base_name", f"synartifact.tiny.build_tiny_sd(seed={seed})")
-        return pretrain_sd(base, dataset, out, seed=seed, overwrite=overwrite, **kwargs)

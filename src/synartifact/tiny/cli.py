@@ -1,0 +1,68 @@
+"""``synartifact tiny vlm|sd --out DIR``: write tiny offline models built from configs."""
+
+from __future__ import annotations
+
+import argparse
+
+from synartifact.tiny.sd import build_tiny_sd
+from synartifact.tiny.vlm import VLM_ARCHS, build_tiny_vlm
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``synartifact tiny {vlm,sd}``."""
+    parser = subparsers.add_parser(
+        "tiny",
+        help="write tiny offline models built from configs",
+        description="Write a tiny model with random weights, built from configs, to a folder "
+        "that from_pretrained loads. No download.",
+    )
+    sub = parser.add_subparsers(dest="tiny_command", metavar="MODEL", required=True)
+    vlm = sub.add_parser("vlm", help="a tiny vision-language model (model + processor)")
+    vlm.add_argument("--out", required=True, help="folder to write")
+    vlm.add_argument(
+        "--arch", default="llava", choices=list(VLM_ARCHS), help="architecture family (default: llava, the paper's)"
+    )
+    vlm.add_argument("--seed", type=int, default=0, help="seed for the random weights")
+    vlm.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    vlm.set_defaults(func=lambda a: print(build_tiny_vlm(a.out, arch=a.arch, seed=a.seed, overwrite=a.overwrite)))
+    sd = sub.add_parser("sd", help="a tiny Stable Diffusion pipeline (UNet, VAE, CLIP text encoder, tokenizer, DDIM)")
+    sd.add_argument("--out", required=True, help="folder to write")
+    sd.add_argument("--seed", type=int, default=0, help="seed for the random weights")
+    sd.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    pre = sd.add_argument_group(
+        "pre-training (synartifact.generator.pretrain): without it the weights stay random and samples are noise"
+    )
+    pre.add_argument(
+        "--pretrain-dataset",
+        default=None,
+        metavar="DIR_OR_ID",
+        help="pre-train the VAE and UNet on this dataset's images and prompts (e.g. outputs/demo/dataset)",
+    )
+    pre.add_argument("--pretrain-split", default="train", help="dataset split to pre-train on")
+    pre.add_argument("--vae-steps", type=int, default=200, help="VAE autoencoder steps")
+    pre.add_argument("--unet-steps", type=int, default=800, help="UNet noise-prediction steps")
+    pre.add_argument("--pretrain-batch-size", type=int, default=16, help="images per pre-training step")
+    pre.add_argument("--pretrain-max-images", type=int, default=4000, help="use at most this many images")
+    sd.set_defaults(func=_tiny_sd_command)
+    return parser
+
+
+def _tiny_sd_command(args: argparse.Namespace) -> None:
+    if not args.pretrain_dataset:
+        print(build_tiny_sd(args.out, seed=args.seed, overwrite=args.overwrite))
+        return
+    from synartifact.tiny import build_pretrained_tiny_sd
+
+    print(
+        build_pretrained_tiny_sd(
+            args.out,
+            args.pretrain_dataset,
+            seed=args.seed,
+            overwrite=args.overwrite,
+            split=args.pretrain_split,
+            max_images=args.pretrain_max_images,
+            vae_steps=args.vae_steps,
+            unet_steps=args.unet_steps,
+            batch_size=args.pretrain_batch_size,
+        )
+    )
