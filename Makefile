@@ -34,7 +34,8 @@ test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 slow_test: $(STAMP)
-	RUN_SLOW=1 $(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+	# the GPU paths (tests/test_gpu.py: CUDA, bf16, SFT and DDPO steps); they skip themselves without a CUDA device
+	RUN_SLOW=1 $(BIN)/python -m pytest -q -m slow -rs $(PYTEST_ARGS)
 
 style: $(STAMP)
 	$(BIN)/ruff format src tests spaces benchmarks

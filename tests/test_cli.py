@@ -7,14 +7,25 @@ import pytest
 
 from synartifact import cli
 
+SUBCOMMANDS = ["dataset", "tiny", "sft", "evaluate", "ddpo", "evaluate-generator", "demo"]
 
-def test_top_level_help_lists_stages(capsys):
+
+def test_top_level_help_lists_every_stage(capsys):
+    assert list(cli.COMMANDS) == SUBCOMMANDS
     with pytest.raises(SystemExit) as exc:
         cli.main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for name in cli._available():
-        assert name in out
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("    ") and not line.startswith("     ")]
+    assert listed == SUBCOMMANDS, out
+
+
+@pytest.mark.parametrize("name", SUBCOMMANDS)
+def test_each_subcommand_has_help(name, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([name, "--help"])
+    assert exc.value.code == 0
+    assert "usage:" in capsys.readouterr().out
 
 
 def test_no_command_prints_help_and_fails(capsys):

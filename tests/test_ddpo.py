@@ -39,11 +39,8 @@ FAST = [
 
 
 @pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory):
-    from synartifact.tiny import build_tiny_sd, build_tiny_vlm
-
-    root = tmp_path_factory.mktemp("ddpo-models")
-    return build_tiny_sd(root / "tiny-sd", seed=0), build_tiny_vlm(root / "tiny-vlm", arch="llava", seed=0)
+def tiny_models(tiny_sd, tiny_vlm):
+    return tiny_sd, tiny_vlm
 
 
 @pytest.fixture(scope="session")
@@ -222,22 +219,57 @@ def test_evaluate_generator_writes_report(trained, tiny_models, tmp_path):
     )  # exists, no --overwrite
 
 
-def test_training_prompts_exclude_the_held_out_evaluation_prompts():
-    from synartifact.ddpo import split_prompts
+def test_training_prompts_exclude_the_held_out_evaluation_prompts(tmp_path):
+    from synartifact.generator.sampling import DEFAULT_PROMPTS, held_out_prompts, split_prompts
 
-    train = ["a", "b", "c", "d"]
-    assert split_prompts(train, ["b", "x"], num_eval=2) == (["a", "c", "d"], ["b", "x"])
-    assert split_prompts(train, ["b", "x"], num_eval=1, max_prompts=2) == (["a", "c"], ["b"])
-    assert split_prompts(train, ["b"], num_eval=1, holdout=False) == (train, ["b"])
-    # no evaluation prompts: evaluate on the first training ones; all held out: train on them anyway
-    assert split_prompts(train, [], num_eval=2) == (train, ["a", "b"])
-    assert split_prompts(["a"], ["a"], num_eval=1) == (["a"], ["a"])
+    # no prompt source: the built-in list, whose first prompts are held out as for a prompt file
+    train, evaluation = split_prompts(None, num_eval=8)
+    assert evaluation == held_out_prompts(None, 8) == list(DEFAULT_PROMPTS[:8])
+    assert train == list(DEFAULT_PROMPTS[8:])
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a\nb\n\nb\nc\nd\n")
+    assert split_prompts(str(prompts), num_eval=2) == (["c", "d"], ["a", "b"])
+    assert split_prompts(str(prompts), num_eval=1, max_prompts=2) == (["b", "c"], ["a"])
+    assert split_prompts(str(prompts), num_eval=1, holdout=False) == (["a", "b", "c", "d"], ["a"])
+    assert split_prompts(str(prompts), num_eval=0) == (["a", "b", "c", "d"], [])
+    # every prompt held out: train on them anyway (a warning), rather than on nothing
+    assert split_prompts(str(prompts), num_eval=10) == (["a", "b", "c", "d"], ["a", "b", "c", "d"])
+
+
+def test_ddpo_without_a_prompt_source_trains_on_no_held_out_prompt(trained):
+    from synartifact.generator.sampling import DEFAULT_PROMPTS, held_out_prompts
+
+    out, args = trained
+    assert "--prompts" not in args  # the recipe's `prompts: null`
+    summary = json.loads((out / "ddpo_summary.json").read_text())
+    assert summary["script_args"]["prompts"] is None
+    # FAST: --num_eval_images 2 --max_prompts 2
+    assert summary["eval_prompts"] == held_out_prompts(None, 2) == list(DEFAULT_PROMPTS[:2])
+    assert summary["train_prompts"] == list(DEFAULT_PROMPTS[2:4])
+    assert summary["before"]["num_images"] == summary["after"]["num_images"] == 2
+
+
+def test_one_mapping_from_script_arguments_to_reward_settings():
+    import dataclasses
+    import inspect
+
+    from synartifact.configs import DDPOScriptArguments
+    from synartifact.reward import REWARD_SETTINGS, ArtifactReward, reward_settings
+
+    reward_fields = {f.name for f in dataclasses.fields(DDPOScriptArguments) if "reward" in f.name}
+    assert reward_fields == set(REWARD_SETTINGS), "every reward field of the DDPO script reaches ArtifactReward"
+    assert set(REWARD_SETTINGS.values()) <= set(inspect.signature(ArtifactReward).parameters)
+    # the first source with a value wins (the command line, then the DDPO run); None is "not given"
+    given = {"reward_soft": None, "reward_mode": "generate", "other": 1}
+    run = {"reward_soft": True, "reward_mode": "score", "unparsable_reward": 0.5, "reward_weights": None}
+    assert reward_settings(given, run) == {"mode": "generate", "soft": True, "unparsable_reward": 0.5}
+    assert reward_settings({}) == {}
 
 
 def test_ddpo_builds_missing_tiny_models(tmp_path, monkeypatch):
     from synartifact.ddpo import cli_main
 
-    monkeypatch.chdir(tmp_path)  # the untrained fallback classifier goes to outputs/tiny-vlm under the cwd
+    monkeypatch.chdir(tmp_path)
     # "outputs/tiny-sd" has the shape of a Hub id "org/name": it must still be taken as a local folder
     args = ["--config", str(RECIPE), "--pretrained_model", "outputs/tiny-sd", "--classifier", "no/such/classifier"]
     with pytest.raises(FileNotFoundError, match="build_tiny_models_if_missing"):
@@ -246,10 +278,14 @@ def test_ddpo_builds_missing_tiny_models(tmp_path, monkeypatch):
         cli_main([*args, "--output_dir", "o", "--num_epochs", "1", *FAST, "--build_tiny_models_if_missing", "true"])
         == 0
     )
-    assert (tmp_path / "outputs/tiny-sd/model_index.json").is_file() and (tmp_path / "outputs/tiny-vlm").is_dir()
+    assert (tmp_path / "outputs/tiny-sd/model_index.json").is_file()
+    # the untrained fallback classifier goes into the run's own folder, never into a fixed demo folder
+    assert (tmp_path / "o" / "tiny-classifier" / "config.json").is_file()
+    assert not (tmp_path / "outputs/tiny-vlm").exists()
     assert (tmp_path / "o" / "pytorch_lora_weights.safetensors").is_file()
     summary = json.loads((tmp_path / "o" / "ddpo_summary.json").read_text())
-    assert summary["script_args"]["classifier"] == "outputs/tiny-vlm"
+    assert summary["script_args"]["classifier"] == "o/tiny-classifier"
+    assert summary["script_args"]["reward_constrained"] is True
 
 
 def test_ddpo_refuses_sampling_without_guidance(tiny_models, tmp_path):
@@ -273,6 +309,16 @@ def test_ddpo_recipes_parse(recipe):
     assert script_args.pretrained_model and script_args.classifier and config.num_epochs >= 1
     assert script_args.reward_mode in ("score", "generate")
     assert config.sample_batch_size % config.train_batch_size == 0
+
+
+def test_ddpo_needs_the_generator_the_classifier_and_the_output_folder(tmp_path, capsys):
+    from synartifact.ddpo import cli_main
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("pretrained_model: x\noutput_dir: y\n")  # no classifier, and no default to fall back on
+    with pytest.raises(SystemExit) as err:
+        cli_main(["--config", str(recipe)])
+    assert err.value.code == 2 and "--classifier" in capsys.readouterr().err
 
 
 def test_ddpo_under_torchrun_two_processes(tiny_models, tmp_path):

@@ -77,3 +77,28 @@ def test_failed_stage_is_named_and_earlier_outputs_stay(tmp_path, fake_stages):
 def test_unknown_force_stage_is_a_user_error(tmp_path, fake_stages):
     with pytest.raises(ValueError, match="not a stage"):
         demo.run_demo(demo.DemoSettings(out=tmp_path, force_stage="nope"))
+
+
+def test_stage_subprocesses_run_in_the_callers_directory(tmp_path, monkeypatch):
+    """From any working directory, a stage's subprocess writes where the demo looks (its paths are relative to the
+    caller's directory, and so is the subprocess's)."""
+
+    def tiny_vlm_by_subprocess(settings, out):
+        demo._python_module("synartifact", ["tiny", "vlm", "--out", str(out), "--seed", "0"])
+
+    stage = demo.Stage("vlm", "vlm", "tiny VLM in a subprocess", tiny_vlm_by_subprocess, lambda s: {})
+    monkeypatch.setattr(demo, "STAGES", (stage,))
+    monkeypatch.setattr(demo, "write_report", lambda s, folder: None)
+    monkeypatch.chdir(tmp_path)
+    demo.run_demo(demo.DemoSettings(out=demo.Path("outputs/demo")))
+    assert (tmp_path / "outputs/demo/vlm/config.json").is_file()
+    assert not list((tmp_path / "outputs/demo").glob(".vlm.tmp-*"))
+
+
+def test_default_recipes_ship_with_the_package():
+    """The demo's recipes live inside the package (a wheel has them); the repository's recipes/tiny/ links to them."""
+    settings = demo.DemoSettings(out=demo.Path("x"))
+    for recipe in (settings.sft_recipe, settings.ddpo_recipe):
+        assert recipe.is_file() and demo.Path(demo.__file__).parent in recipe.parents
+    repo_recipe = demo.Path(__file__).resolve().parents[1] / "recipes/tiny/sft/config_cpu.yaml"
+    assert repo_recipe.resolve() == settings.sft_recipe.resolve()

@@ -214,13 +214,6 @@ def _tiny_dataset(n: int = 4):
     return datasets.DatasetDict({"train": split, "test": split})
 
 
-@pytest.fixture(scope="module")
-def tiny_vlm(tmp_path_factory):
-    from synartifact.tiny import build_tiny_vlm
-
-    return build_tiny_vlm(tmp_path_factory.mktemp("eval") / "vlm", arch="llava", seed=0)
-
-
 def test_run_evaluation_writes_report(tiny_vlm, tmp_path):
     from synartifact.classifier import ArtifactClassifier
     from synartifact.classifier.evaluation import run_evaluation
@@ -276,11 +269,11 @@ def test_evaluate_model_matches_compute_metrics(tiny_vlm, monkeypatch):
 
 def test_evaluate_cli_with_lora_baseline(tiny_vlm, tmp_path):
     """`synartifact evaluate` on a LoRA adapter folder: the baseline defaults to the adapter's base model."""
-    save_hub_folder = pytest.importorskip("synartifact.data.hub").save_hub_folder
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText
 
     from synartifact.cli import main
+    from synartifact.data.hub import save_hub_folder
 
     data = tmp_path / "data"
     save_hub_folder(_tiny_dataset(3), data)

@@ -9,7 +9,6 @@ from datasets import Dataset
 from PIL import Image
 
 from synartifact.generator.pretrain import load_training_pairs, pretrain_sd
-from synartifact.tiny import build_tiny_sd
 
 
 def _pairs(n=24, size=32):
@@ -32,14 +31,9 @@ def _pairs(n=24, size=32):
 
 
 @pytest.fixture(scope="module")
-def random_sd(tmp_path_factory):
-    return build_tiny_sd(tmp_path_factory.mktemp("sd") / "random", seed=0)
-
-
-@pytest.fixture(scope="module")
-def pretrained(random_sd, tmp_path_factory):
+def pretrained(tiny_sd, tmp_path_factory):
     out = tmp_path_factory.mktemp("pre") / "sd"
-    pretrain_sd(random_sd, _pairs(), out, vae_steps=60, unet_steps=60, batch_size=8, progress=False)
+    pretrain_sd(tiny_sd, _pairs(), out, vae_steps=60, unet_steps=60, batch_size=8, progress=False)
     return out
 
 
@@ -62,33 +56,33 @@ def test_pretraining_writes_a_loadable_pipeline_with_its_record(pretrained):
     assert image.size == (32, 32)
 
 
-def test_pretrained_vae_reconstructs_what_the_random_one_cannot(random_sd, pretrained):
+def test_pretrained_vae_reconstructs_what_the_random_one_cannot(tiny_sd, pretrained):
     from diffusers import AutoencoderKL
 
     x = torch.from_numpy(np.array(_pairs(4)["image"][1].convert("RGB"))).permute(2, 0, 1)[None].float() / 127.5 - 1
     errors = {}
-    for name, folder in (("random", random_sd), ("pretrained", pretrained)):
+    for name, folder in (("random", tiny_sd), ("pretrained", pretrained)):
         vae = AutoencoderKL.from_pretrained(folder / "vae")
         with torch.no_grad():
             errors[name] = float(((vae.decode(vae.encode(x).latent_dist.mean).sample - x) ** 2).mean())
     assert errors["pretrained"] < 0.5 * errors["random"]
 
 
-def test_bad_datasets_are_refused_with_the_field_named(random_sd, tmp_path):
+def test_bad_datasets_are_refused_with_the_field_named(tiny_sd, tmp_path):
     no_prompt = Dataset.from_dict({"image": [Image.new("RGB", (8, 8))]})
     with pytest.raises(ValueError, match="'prompt'"):
         load_training_pairs(no_prompt)
     with pytest.raises(ValueError, match="record 1: 'image' is empty"):
         load_training_pairs(Dataset.from_dict({"image": [Image.new("RGB", (8, 8)), None], "prompt": ["a", "b"]}))
     with pytest.raises(ValueError, match="unet_steps must be >= 0"):
-        pretrain_sd(random_sd, _pairs(), tmp_path / "x", unet_steps=-1)
+        pretrain_sd(tiny_sd, _pairs(), tmp_path / "x", unet_steps=-1)
     # nothing half-written is left behind
     assert not (tmp_path / "x").exists()
 
 
-def test_pretraining_refuses_to_overwrite(pretrained, random_sd):
+def test_pretraining_refuses_to_overwrite(pretrained, tiny_sd):
     with pytest.raises(FileExistsError, match="--overwrite"):
-        pretrain_sd(random_sd, _pairs(), pretrained, vae_steps=1, unet_steps=1)
+        pretrain_sd(tiny_sd, _pairs(), pretrained, vae_steps=1, unet_steps=1)
 
 
 def test_cli_tiny_sd_with_pretraining(tmp_path):

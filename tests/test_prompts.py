@@ -262,3 +262,12 @@ def test_to_sft_example_names_the_record_and_field_on_bad_rows():
         to_sft_example(row("not an image", []))
     with pytest.raises(ValueError, match="'img-1'.*out of range"):
         to_sft_example(row(Image.new("RGB", (8, 8)), [{"label": 99}]))
+
+
+def test_answer_kinds_is_the_unparsable_rule():
+    from synartifact.prompts import answer_kinds
+
+    assert answer_kinds("H) Localized Blur") == ({"localized_blur"}, False)
+    assert answer_kinds("None") == (set(), False)
+    assert answer_kinds("the picture looks fine to me") == (set(), True)
+    assert answer_kinds("", known={"abnormal_texture"}) == ({"abnormal_texture"}, False)

@@ -17,17 +17,10 @@ from synartifact.taxonomy import SLUGS
 
 
 @pytest.fixture(scope="session")
-def tiny_vlm_dir(tmp_path_factory):
-    from synartifact.tiny import build_tiny_vlm
-
-    return build_tiny_vlm(tmp_path_factory.mktemp("reward") / "tiny-vlm", arch="llava", seed=0)
-
-
-@pytest.fixture(scope="session")
-def tiny_classifier(tiny_vlm_dir):
+def tiny_classifier(tiny_vlm):
     from synartifact.classifier import ArtifactClassifier
 
-    return ArtifactClassifier.from_pretrained(tiny_vlm_dir, device="cpu")
+    return ArtifactClassifier.from_pretrained(tiny_vlm, device="cpu")
 
 
 # ---- a scripted classifier: fixed answers, and a language model that "knows" them ------------------------------
@@ -85,10 +78,10 @@ class ScriptedClassifier:
 
 
 @pytest.fixture(scope="session")
-def tokenizer(tiny_vlm_dir):
+def tokenizer(tiny_vlm):
     from synartifact.classifier.loading import load_vlm_processor
 
-    return load_vlm_processor(tiny_vlm_dir).tokenizer
+    return load_vlm_processor(tiny_vlm).tokenizer
 
 
 KIND_SETS = [[], [1], [1, 7], [0, 4, 12], [12], [2, 3, 5, 6, 8, 9, 10, 11]]
@@ -256,10 +249,10 @@ def test_score_mode_reads_full_mode_classifiers_in_one_pass(tokenizer):
         ArtifactReward(clf, mode="score", follow_lines=True)
 
 
-def test_score_mode_on_a_tiny_full_mode_classifier(tiny_vlm_dir):
+def test_score_mode_on_a_tiny_full_mode_classifier(tiny_vlm):
     from synartifact.classifier import ArtifactClassifier
 
-    full = ArtifactClassifier.from_pretrained(tiny_vlm_dir, device="cpu", mode="full")
+    full = ArtifactClassifier.from_pretrained(tiny_vlm, device="cpu", mode="full")
     rewards, info = ArtifactReward(full, mode="score", batch_size=2)(torch.rand(3, 3, 32, 32), None, None)
     assert rewards.shape == (3,) and torch.isfinite(rewards).all() and info["num_images"] == 3
 

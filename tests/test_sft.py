@@ -9,41 +9,19 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate.commands.config.config_args import load_config_from_file
-from conftest import free_port
+from conftest import SMALL_VLM, free_port
 from transformers import AutoModelForImageTextToText, TrainerCallback
 
 import synartifact.sft as sft
 from synartifact.classifier.loading import load_vlm_processor
-from synartifact.tiny import build_tiny_vlm
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "recipes").glob("*/sft/config_*.yaml"))
 ACCELERATE_CONFIGS = sorted((REPO / "recipes" / "accelerate_configs").glob("*.yaml"))
-SMALL = {
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "layers": 1,
-    "heads": 2,
-    "vision_layers": 1,
-    "vision_hidden_size": 32,
-    "vision_intermediate_size": 64,
-    "vision_heads": 2,
-}
+SMALL = {k: v for k, v in SMALL_VLM.items() if k not in ("image_size", "patch_size")}  # widths and depths only
 # The LLaVA "default" feature strategy reads the last encoder layer before the vision tower's final norm, so that
 # norm gets no gradient (the reason the recipes set ddp_find_unused_parameters).
 UNUSED_BY_DESIGN = ("post_layernorm",)
-
-
-@pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory):
-    from synartifact.data import save_hub_folder, synthesize_dataset
-
-    return save_hub_folder(synthesize_dataset(10, size=32, seed=0), tmp_path_factory.mktemp("data") / "ds")
-
-
-@pytest.fixture(scope="module")
-def tiny_llava(tmp_path_factory):
-    return build_tiny_vlm(tmp_path_factory.mktemp("models") / "tiny-llava", image_size=32, patch_size=8, **SMALL)
 
 
 class Recorder(sft.SFTTrainer):
@@ -93,14 +71,14 @@ def assert_trained_parameters_changed(trainer):
     assert checked > 0
 
 
-def test_full_finetune_two_steps(monkeypatch, tmp_path, dataset_dir, tiny_llava):
+def test_full_finetune_two_steps(monkeypatch, tmp_path, tiny_dataset, tiny_vlm_small):
     out = tmp_path / "full"
     trainer = run_sft(
         monkeypatch,
         "--dataset_name",
-        str(dataset_dir),
+        str(tiny_dataset),
         "--model_name_or_path",
-        str(tiny_llava),
+        str(tiny_vlm_small),
         "--output_dir",
         str(out),
     )
@@ -116,7 +94,7 @@ def test_full_finetune_two_steps(monkeypatch, tmp_path, dataset_dir, tiny_llava)
     load_vlm_processor(out)
     run = json.loads((out / "sft_run.json").read_text())
     assert run["world_size"] == 1 and run["global_step"] == 2 and run["use_peft"] is False
-    assert run["base_model_path"] == str(tiny_llava.resolve())
+    assert run["base_model_path"] == str(tiny_vlm_small.resolve())
     card = (out / "README.md").read_text()
     assert "pipeline_tag: image-text-to-text" in card and "full fine-tuning" in card
     assert (out / "training_args.bin").is_file()
@@ -125,15 +103,15 @@ def test_full_finetune_two_steps(monkeypatch, tmp_path, dataset_dir, tiny_llava)
         run_sft(
             monkeypatch,
             "--dataset_name",
-            str(dataset_dir),
+            str(tiny_dataset),
             "--model_name_or_path",
-            str(tiny_llava),
+            str(tiny_vlm_small),
             "--output_dir",
             str(out),
         )
 
 
-def test_lora_two_steps_saves_an_adapter_on_an_absolute_base(monkeypatch, tmp_path, dataset_dir, tiny_llava):
+def test_lora_two_steps_saves_an_adapter_on_an_absolute_base(monkeypatch, tmp_path, tiny_dataset, tiny_vlm_small):
     from peft import PeftModel
 
     out = tmp_path / "lora"
@@ -143,9 +121,9 @@ def test_lora_two_steps_saves_an_adapter_on_an_absolute_base(monkeypatch, tmp_pa
     trainer = run_sft(
         monkeypatch,
         "--dataset_name",
-        str(dataset_dir),
+        str(tiny_dataset),
         "--model_name_or_path",
-        str(tiny_llava),
+        str(tiny_vlm_small),
         "--output_dir",
         str(out),
         "--use_peft",
@@ -164,7 +142,7 @@ def test_lora_two_steps_saves_an_adapter_on_an_absolute_base(monkeypatch, tmp_pa
     assert not any("vision" in name for name in trainer.initial)  # the default targets skip the vision tower
 
     adapter = json.loads((out / "adapter_config.json").read_text())
-    assert Path(adapter["base_model_name_or_path"]) == tiny_llava.resolve()
+    assert Path(adapter["base_model_name_or_path"]) == tiny_vlm_small.resolve()
     assert not (out / "config.json").exists()
     model = PeftModel.from_pretrained(
         AutoModelForImageTextToText.from_pretrained(adapter["base_model_name_or_path"]), out
@@ -177,13 +155,13 @@ def test_lora_two_steps_saves_an_adapter_on_an_absolute_base(monkeypatch, tmp_pa
     assert "library_name: peft" in card and "| macro_f1 | 0.1250 | 0.5000 |" in card
 
 
-def test_resume_from_checkpoint(monkeypatch, tmp_path, dataset_dir, tiny_llava):
+def test_resume_from_checkpoint(monkeypatch, tmp_path, tiny_dataset, tiny_vlm_small):
     out = tmp_path / "resume"
     common = [
         "--dataset_name",
-        str(dataset_dir),
+        str(tiny_dataset),
         "--model_name_or_path",
-        str(tiny_llava),
+        str(tiny_vlm_small),
         "--output_dir",
         str(out),
         "--save_strategy",
@@ -199,7 +177,7 @@ def test_resume_from_checkpoint(monkeypatch, tmp_path, dataset_dir, tiny_llava):
 
 
 @pytest.mark.parametrize("arch", ["idefics3", "qwen2vl"])
-def test_other_families_train_with_lora(monkeypatch, tmp_path, dataset_dir, arch):
+def test_other_families_train_with_lora(monkeypatch, tmp_path, tiny_dataset, arch):
     from peft import PeftModel
 
     out = tmp_path / arch
@@ -207,7 +185,7 @@ def test_other_families_train_with_lora(monkeypatch, tmp_path, dataset_dir, arch
     trainer = run_sft(
         monkeypatch,
         "--dataset_name",
-        str(dataset_dir),
+        str(tiny_dataset),
         "--model_name_or_path",
         str(tmp_path / "base"),
         "--tiny_model_arch",
@@ -287,7 +265,7 @@ def _env():
     return env
 
 
-def _launch(launcher: list[str], out: Path, dataset_dir: Path, model: Path, *flags: str) -> Path:
+def _launch(launcher: list[str], out: Path, tiny_dataset: Path, model: Path, *flags: str) -> Path:
     cmd = [
         *launcher,
         "-m",
@@ -295,7 +273,7 @@ def _launch(launcher: list[str], out: Path, dataset_dir: Path, model: Path, *fla
         "--config",
         "recipes/tiny/sft/config_cpu.yaml",
         "--dataset_name",
-        str(dataset_dir),
+        str(tiny_dataset),
         "--model_name_or_path",
         str(model),
         "--output_dir",
@@ -314,7 +292,7 @@ def _launch(launcher: list[str], out: Path, dataset_dir: Path, model: Path, *fla
 
 
 @pytest.fixture(scope="module")
-def one_process_output(tmp_path_factory, dataset_dir):
+def one_process_output(tmp_path_factory, tiny_dataset):
     """One run through `accelerate launch` with recipes/accelerate_configs/cpu.yaml; the tiny model built on the way."""
     root = tmp_path_factory.mktemp("launch")
     launcher = [
@@ -329,7 +307,7 @@ def one_process_output(tmp_path_factory, dataset_dir):
     return _launch(
         launcher,
         root / "accelerate",
-        dataset_dir,
+        tiny_dataset,
         root / "tiny-built",
         "--tiny_model_sizes",
         json.dumps(dict(SMALL, image_size=32)),
@@ -343,7 +321,7 @@ def test_accelerate_launch_runs_the_recipe(one_process_output):
     AutoModelForImageTextToText.from_pretrained(one_process_output)
 
 
-def test_torchrun_two_processes(tmp_path, dataset_dir, one_process_output):
+def test_torchrun_two_processes(tmp_path, tiny_dataset, one_process_output):
     base = Path(json.loads((one_process_output / "sft_run.json").read_text())["base_model_path"])
     launcher = [
         sys.executable,
@@ -354,7 +332,7 @@ def test_torchrun_two_processes(tmp_path, dataset_dir, one_process_output):
         "--master_port",
         str(free_port()),
     ]
-    out = _launch(launcher, tmp_path / "ddp", dataset_dir, base)
+    out = _launch(launcher, tmp_path / "ddp", tiny_dataset, base)
     run = json.loads((out / "sft_run.json").read_text())
     assert run["world_size"] == 2 and run["global_step"] == 2
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in one_process_output.iterdir())

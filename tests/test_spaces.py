@@ -1,6 +1,6 @@
 """The two Gradio Spaces, served for real on 127.0.0.1 and driven with gradio_client; input checks; the launcher.
 
-One server per app for the whole session (shared with ``test_spaces_browser.py`` through :func:`shared_server`).
+One server per app for the whole session (the ``classify_url`` / ``generate_url`` fixtures of ``conftest.py``).
 The classifier behind them is a tiny LLaVA built from configs and over-fitted for a few seconds to always answer
 with two boxed artifacts, so that boxes, table rows and a reward below 1 flow through the real pipeline.
 The generator is the tiny untrained Stable Diffusion (and a random LoRA) that the apps build offline themselves.
@@ -8,13 +8,10 @@ The generator is the tiny untrained Stable Diffusion (and a random LoRA) that th
 
 from __future__ import annotations
 
-import atexit
-import importlib.util
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -22,110 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port
+from conftest import ANSWER_NAMES, EXAMPLE, ROOT, free_port
 from PIL import Image
 
 from synartifact import spaces_utils
 from synartifact.report import Artifact, ArtifactReport
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "spaces" / "classify" / "examples" / "7_localized_blur.png"
-
-# What the over-fitted classifier always answers (full mode: kind | box | caption).
-ANSWER = [
-    Artifact("localized_blur", (0.25, 0.10, 0.75, 0.55), "The face is blurred."),
-    Artifact("chromatic_irregularity", (0.55, 0.60, 0.95, 0.95), "The corner has a blue cast."),
-]
-ANSWER_NAMES = {"Localized Blur", "Chromatic Irregularity"}
-
 # Starlette's own deprecation inside gradio's routes, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:.*HTTP_422")
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Shared set-up: models, environment, one server per app
-# ------------------------------------------------------------------------------------------------------------
-
-
-def train_answering_classifier(out: Path, steps: int = 80) -> Path:
-    """A tiny LLaVA classifier folder that answers :data:`ANSWER` for any image (teacher-forced on 3 images)."""
-    import torch
-
-    from synartifact.classifier import ArtifactClassifier
-    from synartifact.prompts import render_answer
-    from synartifact.tiny import build_tiny_vlm
-
-    build_tiny_vlm(out, arch="llava", seed=0)
-    (out / "synartifact_config.json").write_text(json.dumps({"answer_mode": "full", "max_new_tokens": 64}))
-    classifier = ArtifactClassifier.from_pretrained(out, device="cpu")
-    images = [Image.new("RGB", (32, 32), colour) for colour in ((0, 0, 0), (255, 255, 255), (200, 30, 30))]
-    prompt_length = classifier.prepare_inputs(images[:1])["input_ids"].shape[1]
-    text = classifier.prompt + render_answer(ANSWER, "full") + classifier.tokenizer.eos_token
-    batch = classifier.prepare_inputs(images, texts=[text] * len(images))
-    labels = batch["input_ids"].clone()
-    labels[:, :prompt_length] = -100
-    torch.manual_seed(0)
-    model = classifier.model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(steps):
-        loss = model(**batch, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval().save_pretrained(out)
-    return out
-
-
-def load_app(name: str):
-    """Import ``spaces/<name>/app.py`` as a module of its own name (both files are called app.py)."""
-    spec = importlib.util.spec_from_file_location(f"synartifact_space_{name}", ROOT / "spaces" / name / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_LOCK = threading.Lock()
-_STATE: dict = {}
-
-
-def shared_environment(tmp_root: Path) -> dict:
-    """Once per session: a model cache, the answering classifier, and the environment variables the apps read."""
-    with _LOCK:
-        if "env" not in _STATE:
-            cache = tmp_root / "spaces-cache"
-            cache.mkdir(parents=True, exist_ok=True)
-            classifier = train_answering_classifier(cache / "answering-classifier")
-            os.environ[spaces_utils.ENV_CACHE] = str(cache)
-            os.environ[spaces_utils.ENV_CLASSIFIER] = str(classifier)
-            os.environ.pop(spaces_utils.ENV_GENERATOR_BASE, None)
-            os.environ.pop(spaces_utils.ENV_GENERATOR_LORA, None)
-            os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-            _STATE["env"] = {"cache": cache, "classifier": classifier}
-        return _STATE["env"]
-
-
-def shared_server(name: str, tmp_root: Path) -> str:
-    """Once per session and app: ``build_demo()`` launched on 127.0.0.1 at a free port; returns its URL."""
-    shared_environment(tmp_root)
-    with _LOCK:
-        if name not in _STATE:
-            demo = load_app(name).build_demo()
-            demo.queue(default_concurrency_limit=2)
-            port = free_port()
-            demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-            atexit.register(demo.close)
-            _STATE[name] = f"http://127.0.0.1:{port}/"
-        return _STATE[name]
-
-
-@pytest.fixture(scope="session")
-def classify_url(tmp_path_factory) -> str:
-    return shared_server("classify", tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="session")
-def generate_url(tmp_path_factory) -> str:
-    return shared_server("generate", tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """The two Spaces in a real headless browser: Debian's chromium driven by Playwright (never ``playwright install``).
 
-Each test opens the page served by ``test_spaces.shared_server`` (the same over-fitted tiny classifier), acts as a
+Each test opens the page served by the ``classify_url`` / ``generate_url`` fixtures of ``conftest.py`` (the same over-fitted tiny classifier), acts as a
 person would, waits for the boxes, and saves a screenshot under ``test-artifacts/``.
 """
 
@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_spaces import EXAMPLE, ROOT, shared_server
+from conftest import EXAMPLE, ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -60,8 +60,8 @@ def _screenshot(page, name: str) -> Path:
     return path
 
 
-def test_classify_page_shows_boxes_table_and_reward(page, tmp_path_factory):
-    url = shared_server("classify", tmp_path_factory.getbasetemp())
+def test_classify_page_shows_boxes_table_and_reward(page, classify_url):
+    url = classify_url
     page.goto(url)
     page.wait_for_load_state("networkidle")
     page.set_input_files("#image-input input[type=file]", str(EXAMPLE))
@@ -82,8 +82,8 @@ def test_classify_page_shows_boxes_table_and_reward(page, tmp_path_factory):
     assert "Localized Blur | [0.25, 0.10, 0.75, 0.55]" in page.locator("#raw-answer textarea").input_value()
 
 
-def test_classify_page_says_what_is_wrong_with_a_corrupt_file(page, tmp_path_factory, tmp_path):
-    url = shared_server("classify", tmp_path_factory.getbasetemp())
+def test_classify_page_says_what_is_wrong_with_a_corrupt_file(page, classify_url, tmp_path):
+    url = classify_url
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 4000)
     page.goto(url)
@@ -98,10 +98,10 @@ def test_classify_page_says_what_is_wrong_with_a_corrupt_file(page, tmp_path_fac
     _screenshot(page, "space-classify-error")
 
 
-def test_generate_page_shows_both_sides(page, tmp_path_factory):
+def test_generate_page_shows_both_sides(page, generate_url):
     from playwright.sync_api import expect
 
-    url = shared_server("generate", tmp_path_factory.getbasetemp())
+    url = generate_url
     page.goto(url)
     # Gradio mounts the components after loading its config; typing before that can be lost.
     page.wait_for_load_state("networkidle")

@@ -8,17 +8,11 @@ once per process.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import gradio as gr
 
-try:
-    import synartifact  # noqa: F401
-except ImportError:  # a clean clone without `pip install -e .`: use the repository's sources
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-
-from synartifact.spaces_utils import (  # noqa: E402
+from synartifact.spaces_utils import (
     KIND_COLORS,
     MAX_FILE_BYTES,
     TABLE_HEADERS,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import logging
 import sys
 import traceback
@@ -33,17 +32,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 TRL_COMMANDS = ("sft", "ddpo")
 
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError)
-
-
-def _available() -> dict[str, tuple[str, str]]:
-    found = {}
-    for name, (module, help_text) in COMMANDS.items():
-        try:
-            if importlib.util.find_spec(module) is not None:
-                found[name] = (module, help_text)
-        except ModuleNotFoundError:
-            continue
-    return found
 
 
 def _run(func, argv_for_error: list[str], verbose: bool) -> int:
@@ -75,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    commands = _available()
+    commands = COMMANDS
 
     if argv and argv[0] in TRL_COMMANDS and argv[0] in commands:
         module = importlib.import_module(commands[argv[0]][0])

@@ -12,7 +12,7 @@ Usage::
 
     # Stable Diffusion 1.5 with the LLaVA classifier, one GPU
     accelerate launch --config_file recipes/accelerate_configs/single_gpu.yaml -m synartifact.ddpo \\
-        --config recipes/sd-1.5/ddpo/config_lora.yaml --classifier outputs/llava-1.5-7b-artifacts
+        --config recipes/sd-1.5/ddpo/config_lora.yaml --classifier outputs/llava-1.5-7b-synartifact-lora
 
     # resume from the last checkpoint in output_dir/checkpoints
     synartifact ddpo --config recipes/tiny/ddpo/config_cpu.yaml --resume_from outputs/ddpo-tiny/checkpoints
@@ -23,7 +23,11 @@ pipeline instead), ``README.md`` (model card), ``reward_log.jsonl`` (one line pe
 ``samples/epoch_XXXX.png`` and ``checkpoints/checkpoint_N`` (accelerate state; TRL writes one when
 ``epoch != 0 and epoch % save_freq == 0``, numbered from 0, and resuming from ``checkpoint_N`` starts at epoch
 ``N + 1``), ``ddpo_summary.json`` (reward before/after on held-out prompts with fixed seeds, the epoch time split,
-the settings) and ``train_log.jsonl`` (TRL's loss, approx_kl, clipfrac per optimizer step).
+the settings, the training and evaluation prompts) and ``train_log.jsonl`` (TRL's loss, approx_kl, clipfrac per
+optimizer step); with ``build_tiny_models_if_missing`` and no classifier, the untrained one in ``tiny-classifier/``.
+
+Prompts: the evaluation prompts (the first ``num_eval_images`` of the dataset's test split, of the prompt file or of
+the built-in list: the ones ``synartifact evaluate-generator`` scores by default) are kept out of training.
 
 Choices made here, against TRL 0.23.1's own behaviour:
 
@@ -43,45 +47,35 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from synartifact.configs import DDPO_CONFIG_DEFAULTS, DDPOScriptArguments, ddpo_config_defaults
+from synartifact.utils import is_local_path
 
-__all__ = ["main", "cli_main", "make_prompt_fn", "plot_reward_curve", "split_prompts"]
+__all__ = ["main", "cli_main", "EpochRecorder", "PromptCycle", "plot_reward_curve"]
 
 logger = logging.getLogger("synartifact.ddpo")
 
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
+# where an untrained tiny classifier goes when the classifier folder is missing (build_tiny_models_if_missing)
+TINY_CLASSIFIER = "tiny-classifier"
 
 
-def make_prompt_fn(prompts: list[str]):
-    """A TRL ``prompt_fn``: cycles through ``prompts``, returning ``(prompt, {"index": i, "prompt": prompt})``."""
-    if not prompts:
-        raise ValueError("No prompts to train on: give --prompts a text file or a dataset with a 'prompt' column.")
-    state = {"i": 0}
+class PromptCycle:
+    """TRL's ``prompt_fn``: each call gives the next prompt, cycling, as ``(prompt, {"index": i, "prompt": prompt})``."""
 
-    def prompt_fn() -> tuple[str, dict]:
-        index = state["i"] % len(prompts)
-        state["i"] += 1
-        return prompts[index], {"index": index, "prompt": prompts[index]}
+    def __init__(self, prompts: Sequence[str]) -> None:
+        if not prompts:
+            raise ValueError("No prompts to train on: give --prompts a text file or a dataset with a 'prompt' column.")
+        self.prompts = list(prompts)
+        self.calls = 0
 
-    return prompt_fn
-
-
-def split_prompts(
-    train: list[str], evaluation: list[str], num_eval: int, max_prompts: int | None = None, holdout: bool = True
-) -> tuple[list[str], list[str]]:
-    """Training and evaluation prompts: with ``holdout``, the evaluation prompts are taken out of training (unless
-    that would leave none); at most ``max_prompts`` train, ``num_eval`` evaluate (the training ones if none given)."""
-    if holdout and evaluation:
-        kept = [p for p in train if p not in set(evaluation)]
-        if kept:
-            train = kept
-        else:
-            logger.warning("Every training prompt is an evaluation prompt: training on them anyway.")
-    train = train[:max_prompts] if max_prompts else list(train)
-    return train, list(evaluation or train)[:num_eval]
+    def __call__(self) -> tuple[str, dict]:
+        index = self.calls % len(self.prompts)
+        self.calls += 1
+        return self.prompts[index], {"index": index, "prompt": self.prompts[index]}
 
 
 def plot_reward_curve(log_file: Path | str, out: Path | str) -> Path:
@@ -175,47 +169,80 @@ def _pipeline_class():
     return ResumableDDPOStableDiffusionPipeline
 
 
-def _is_local(path: str) -> bool:
-    """Whether ``path`` names a local folder rather than a Hub id ``org/name``."""
-    first = Path(path).parts[0] if Path(path).parts else ""
-    return (
-        Path(path).exists()
-        or path.startswith((".", "/", "~"))
-        or path.count("/") != 1
-        or first in ("outputs", "data")  # the project's git-ignored output roots
-        or Path(first).is_dir()
-    )
+def _check_settings(args: DDPOScriptArguments, config: Any) -> None:
+    """Refuse, before anything is built, settings that would fail later."""
+    if config.sample_guidance_scale <= 1.0:
+        # TRL passes negative prompt embeddings, which diffusers' _encode_prompt concatenates even without CFG
+        raise ValueError(
+            f"sample_guidance_scale={config.sample_guidance_scale}: TRL 0.23.1's DDPO sampler needs "
+            "classifier-free guidance (a value > 1, e.g. 5.0) with train_cfg true."
+        )
+    if config.push_to_hub and not args.hub_model_id:
+        raise ValueError("push_to_hub needs --hub_model_id ORG/NAME.")
+
+
+def _prepare_output_dir(args: DDPOScriptArguments, config: Any, remove: bool = True) -> Path:
+    """The output folder, checked (a finished run is replaced only with ``overwrite_output_dir``, and only where
+    ``remove``: the main process); TRL's checkpoint settings point into it and ``resume_from`` is resolved."""
+    out = Path(args.output_dir)
+    finished = (out / LORA_WEIGHTS).exists() or (out / "model_index.json").exists()
+    if finished and not config.resume_from and not args.overwrite_output_dir:
+        raise FileExistsError(
+            f"{out} already holds a finished run: pass --overwrite_output_dir true, another "
+            "--output_dir, or --resume_from to continue it."
+        )
+    if finished and args.overwrite_output_dir and not config.resume_from and remove:
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    project = dict(config.project_kwargs or {})
+    project.setdefault("project_dir", str(out))
+    project.setdefault("automatic_checkpoint_naming", True)
+    project.setdefault("total_limit", config.num_checkpoint_limit)
+    config.project_kwargs = project
+    if config.resume_from:
+        resume = Path(config.resume_from)
+        if resume.resolve() == out.resolve():
+            resume = out / "checkpoints"
+        if not resume.exists():
+            raise FileNotFoundError(
+                f"resume_from {resume} does not exist: give a checkpoints folder or "
+                "a checkpoints/checkpoint_N folder of an earlier run."
+            )
+        config.resume_from = str(resume)
+    return out
 
 
 def _ensure_models(args: DDPOScriptArguments, build: bool = True) -> None:
-    """Build the tiny SD pipeline / tiny (untrained) classifier when their folders are missing and allowed.
+    """Build the tiny SD pipeline / tiny (untrained) classifier when their local folders are missing and allowed.
 
-    Every process calls it (the arguments change alike); only the one with ``build`` writes folders.
+    The tiny SD goes to ``pretrained_model``; the untrained classifier to ``<output_dir>/tiny-classifier``, which
+    then becomes ``classifier``. Every process calls it (the arguments change alike); only the one with ``build``
+    writes folders.
     """
-    missing_sd = _is_local(args.pretrained_model) and not Path(args.pretrained_model).exists()
-    missing_clf = _is_local(args.classifier) and not Path(args.classifier).exists()
+    missing_sd = is_local_path(args.pretrained_model) and not Path(args.pretrained_model).exists()
+    missing_clf = is_local_path(args.classifier) and not Path(args.classifier).exists()
     if (missing_sd or missing_clf) and not args.build_tiny_models_if_missing:
         which = args.pretrained_model if missing_sd else args.classifier
         raise FileNotFoundError(
             f"{which} does not exist: build it first (`synartifact tiny sd --out ...`, "
             "`synartifact sft ...`) or pass --build_tiny_models_if_missing true."
         )
-    if missing_sd:
+    if missing_sd and build:
         from synartifact.tiny import build_tiny_sd
 
-        if build:
-            logger.warning(
-                "Building the tiny Stable Diffusion pipeline at %s with RANDOM weights: its samples are noise that "
-                "the classifier reads alike (a flat reward). Pre-train it first for a meaningful run: `synartifact "
-                "tiny sd --out %s --pretrain-dataset outputs/demo/dataset --overwrite`.",
-                args.pretrained_model,
-                args.pretrained_model,
-            )
-            build_tiny_sd(args.pretrained_model)
+        logger.warning(
+            "Building the tiny Stable Diffusion pipeline at %s with RANDOM weights: its samples are noise that "
+            "the classifier reads alike (a flat reward). Pre-train it first for a meaningful run: `synartifact "
+            "tiny sd --out %s --pretrain-dataset DATASET_DIR --overwrite`.",
+            args.pretrained_model,
+            args.pretrained_model,
+        )
+        build_tiny_sd(args.pretrained_model)
     if missing_clf:
         from synartifact.tiny import build_tiny_vlm
 
-        fallback = Path("outputs/tiny-vlm")
+        fallback = Path(args.output_dir) / TINY_CLASSIFIER
         logger.warning(
             "No classifier at %s: using the UNTRAINED tiny VLM at %s (built when missing), with constrained "
             "scoring so that its answers are read at all. Its reward is close to noise; train a classifier with "
@@ -227,20 +254,6 @@ def _ensure_models(args: DDPOScriptArguments, build: bool = True) -> None:
             build_tiny_vlm(fallback, arch="llava")
         args.classifier = str(fallback)
         args.reward_constrained = True
-
-
-def _check_output_dir(args: DDPOScriptArguments, config: Any) -> Path:
-    out = Path(args.output_dir)
-    finished = (out / LORA_WEIGHTS).exists() or (out / "model_index.json").exists()
-    if finished and not config.resume_from and not args.overwrite_output_dir:
-        raise FileExistsError(
-            f"{out} already holds a finished run: pass --overwrite_output_dir true, another "
-            "--output_dir, or --resume_from to continue it."
-        )
-    if finished and args.overwrite_output_dir and not config.resume_from:
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def _eval_reward(sd_pipeline: Any, reward: Any, prompts: list[str], config: Any, seed: int = 1234) -> dict:
@@ -280,17 +293,20 @@ def _write_card(
     epochs_log: list[dict],
     timing: dict,
 ) -> None:
-    from synartifact.cards import render_model_card
+    from synartifact.cards import final_output_dir, hub_card_data, save_model_card
 
-    card_data = {
-        "base_model": args.pretrained_model if not Path(args.pretrained_model).exists() else None,
-        "library_name": "diffusers",
-        "license": "creativeml-openrail-m" if "stable-diffusion" in args.pretrained_model else "apache-2.0",
-        "pipeline_tag": "text-to-image",
-        "tags": ["synartifact", "ddpo", "trl", "rlaif", "text-to-image", "stable-diffusion"]
+    # the card names the folder users load (not a temporary one being written) or the Hub repo
+    repo_id = args.hub_model_id or str(final_output_dir(out))
+    card_data = hub_card_data(
+        model_name=Path(repo_id).name,
+        library_name="diffusers",
+        pipeline_tag="text-to-image",
+        tags=["synartifact", "trl", "ddpo", "rlaif", "text-to-image", "stable-diffusion"]
         + (["lora"] if args.use_lora else []),
-    }
-    card_data = {k: v for k, v in card_data.items() if v is not None}
+        base_model=args.pretrained_model,
+        datasets=[args.prompts],
+        license="creativeml-openrail-m" if "stable-diffusion" in args.pretrained_model else "apache-2.0",
+    )
     keys = (
         "num_epochs",
         "sample_num_steps",
@@ -307,11 +323,14 @@ def _write_card(
         "mixed_precision",
         "seed",
     )
-    text = render_model_card(
+    save_model_card(
+        out,
         "generator_card.md",
         card_data,
-        model_name=Path(args.hub_model_id or out.name).name,
+        model_name=card_data["model_name"],
+        repo_id=repo_id,
         base_model=args.pretrained_model,
+        base_model_local="base_model" not in card_data,
         classifier=args.classifier,
         reward_mode=reward.mode,
         reward_soft=reward.soft,
@@ -323,118 +342,53 @@ def _write_card(
         after=after,
         epochs=epochs_log,
         timing=timing,
-        output_dir=str(out),
-        prompts=args.prompts or "SynArtifact dataset prompts",
+        output_dir=repo_id,
+        prompts=args.prompts or "the built-in prompts",
     )
-    (out / "README.md").write_text(text, encoding="utf-8")
 
 
-def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
-    """Run DDPO with ``script_args`` (ours) and ``ddpo_config`` (TRL's ``DDPOConfig``); return the output folder."""
-    import accelerate
-    import torch
+class EpochRecorder:
+    """TRL's reward function and image hook for one run: times each epoch's sampling, reward and training, and
+    records its rewards (a row per epoch, in ``reward_log.jsonl`` where ``write``) and a grid of its samples."""
 
-    from synartifact.generator.sampling import load_prompts, save_image_grid
-    from synartifact.reward import ArtifactReward
+    def __init__(self, reward: Any, out: Path, write: bool) -> None:
+        self.reward = reward
+        self.samples_dir = out / "samples"
+        self.log_file = out / "reward_log.jsonl"
+        self.write = write
+        if write:
+            self.samples_dir.mkdir(exist_ok=True)
+        self.epoch = 0
+        self.reward_s = 0.0
+        self.hook_at = 0.0
+        self.row: dict = {}
+        self.rows: list[dict] = []
+        self.totals = dict.fromkeys(("sampling_s", "reward_s", "training_s"), 0.0)
 
-    # --- seed, logging ---------------------------------------------------------------------------------------
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    ddpo_config_defaults(ddpo_config)
-    torch.manual_seed(ddpo_config.seed)
-    # TRL's pipeline logs through accelerate before any Accelerator exists, so the state comes first. Without a GPU,
-    # cpu=True lets accelerate see a torchrun / mpirun launch as MULTI_CPU (gloo) instead of one process per rank.
-    state = accelerate.PartialState(cpu=not torch.cuda.is_available())
-    args = script_args
-
-    # --- models present? output folder, checkpoints, resume ---------------------------------------------------
-    _ensure_models(args, build=state.is_main_process)
-    state.wait_for_everyone()
-    out = _check_output_dir(args, ddpo_config)
-    project = dict(ddpo_config.project_kwargs or {})
-    project.setdefault("project_dir", str(out))
-    project.setdefault("automatic_checkpoint_naming", True)
-    project.setdefault("total_limit", ddpo_config.num_checkpoint_limit)
-    ddpo_config.project_kwargs = project
-    if ddpo_config.resume_from:
-        resume = Path(ddpo_config.resume_from)
-        if resume.resolve() == out.resolve():
-            resume = out / "checkpoints"
-        if not resume.exists():
-            raise FileNotFoundError(
-                f"resume_from {resume} does not exist: give a checkpoints folder or "
-                "a checkpoints/checkpoint_N folder of an earlier run."
-            )
-        ddpo_config.resume_from = str(resume)
-
-    if ddpo_config.sample_guidance_scale <= 1.0:
-        # TRL passes negative prompt embeddings, which diffusers' _encode_prompt concatenates even without CFG
-        raise ValueError(
-            f"sample_guidance_scale={ddpo_config.sample_guidance_scale}: TRL 0.23.1's DDPO sampler needs "
-            "classifier-free guidance (a value > 1, e.g. 5.0) with train_cfg true."
-        )
-
-    # --- data: prompts ---------------------------------------------------------------------------------------
-    prompts = load_prompts(args.prompts, args.prompt_split)
-    try:
-        eval_prompts = load_prompts(args.prompts, "test", args.num_eval_images) if args.prompts else []
-    except (ValueError, FileNotFoundError):
-        eval_prompts = []
-    prompts, eval_prompts = split_prompts(
-        prompts, eval_prompts, args.num_eval_images, args.max_prompts, args.holdout_eval_prompts
-    )
-    held_out = len(set(eval_prompts) - set(prompts))
-    logger.info("%d training prompts, %d evaluation prompts (%d held out)", len(prompts), len(eval_prompts), held_out)
-
-    # --- models: generator and reward ------------------------------------------------------------------------
-    from trl import DDPOTrainer
-
-    pipeline = _pipeline_class()(
-        args.pretrained_model, pretrained_model_revision=args.pretrained_revision, use_lora=args.use_lora
-    )
-    device = state.device
-    reward = ArtifactReward(
-        args.classifier,
-        mode=args.reward_mode,
-        weights=args.reward_weights,
-        unparsable_reward=args.unparsable_reward,
-        batch_size=args.reward_batch_size,
-        soft=args.reward_soft,
-        constrained=args.reward_constrained,
-        device=str(device),
-        follow_lines=args.reward_follow_lines,
-        temperature=args.reward_temperature,
-    )
-    logger.info("Reward: %r", reward)
-
-    timing = {"reward_s": 0.0}
-
-    def reward_fn(images, batch_prompts, metadata):
+    def reward_fn(self, images: Any, prompts: Sequence[str], metadata: Any) -> tuple[Any, dict]:
+        """TRL's ``reward_function``: the reward, timed."""
         start = time.perf_counter()
-        result = reward(images, batch_prompts, metadata)
-        timing["reward_s"] += time.perf_counter() - start
+        result = self.reward(images, prompts, metadata)
+        self.reward_s += time.perf_counter() - start
         return result
 
-    # --- trainer ---------------------------------------------------------------------------------------------
-    samples_dir = out / "samples"
-    samples_dir.mkdir(exist_ok=True)
-    log_file = out / "reward_log.jsonl"
-    epoch_box = {"epoch": 0, "hook_at": 0.0, "step_start": 0.0, "reward_at_start": 0.0}
-    epochs_log: list[dict] = []
+    def image_samples_hook(self, prompt_image_data: list, global_step: int, tracker: Any) -> None:
+        """TRL's ``image_samples_hook`` (main process only): the epoch's reward statistics and a sample grid."""
+        import torch
 
-    def image_samples_hook(prompt_image_data, global_step, tracker):
-        epoch_box["hook_at"] = time.perf_counter()
+        from synartifact.generator.sampling import save_image_grid
+        from synartifact.reward import images_to_pil
+
+        self.hook_at = time.perf_counter()
         rewards = torch.cat([torch.as_tensor(batch[3]).flatten().float().cpu() for batch in prompt_image_data])
         infos = [batch[4] for batch in prompt_image_data]
-        if state.is_main_process:
-            items = []
-            for images, _prompts, _meta, batch_rewards, _info in prompt_image_data:
-                pil = reward_images(images)
-                items += list(zip(pil, [float(r) for r in torch.as_tensor(batch_rewards).flatten()]))
-            save_image_grid(
-                [(f"epoch {epoch_box['epoch']}", items[:8])], samples_dir / f"epoch_{epoch_box['epoch']:04d}.png"
-            )
-        row = {
-            "epoch": epoch_box["epoch"],
+        items = []
+        for images, _prompts, _meta, batch_rewards, _info in prompt_image_data:
+            pil = images_to_pil(images)[0]
+            items += list(zip(pil, [float(r) for r in torch.as_tensor(batch_rewards).flatten()]))
+        save_image_grid([(f"epoch {self.epoch}", items[:8])], self.samples_dir / f"epoch_{self.epoch:04d}.png")
+        self.row = {
+            "epoch": self.epoch,
             "global_step": global_step,
             "reward_mean": float(rewards.mean()),
             "reward_std": float(rewards.std(unbiased=False)),
@@ -448,57 +402,29 @@ def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
                 for k in sorted({k for i in infos for k in i.get("kinds_found", {})})
             },
         }
-        epoch_box["row"] = row
 
-    def reward_images(images):
-        from synartifact.reward import images_to_pil
-
-        return images_to_pil(images)[0]
-
-    user_trackers = (
-        ddpo_config.log_with
-        if isinstance(ddpo_config.log_with, list)
-        else ([ddpo_config.log_with] if ddpo_config.log_with else [])
-    )
-    ddpo_config.log_with = user_trackers + [_jsonl_tracker(out / "train_log.jsonl")]
-    trainer = DDPOTrainer(
-        ddpo_config,
-        reward_fn,
-        make_prompt_fn(prompts),
-        pipeline,
-        # TRL hands the hook accelerator.trackers[0], which only the main process has
-        image_samples_hook=image_samples_hook if state.is_main_process else None,
-    )
-
-    # --- before: reward of held-out prompts with fixed seeds ---------------------------------------------------
-    before = _eval_reward(pipeline.sd_pipeline, reward, eval_prompts, ddpo_config) if state.is_main_process else {}
-    logger.info("Reward before training: %s", before)
-
-    # --- train (TRL's loop, timed per epoch) -----------------------------------------------------------------
-    global_step = 0
-    totals = {"sampling_s": 0.0, "reward_s": 0.0, "training_s": 0.0}
-    for epoch in range(trainer.first_epoch, ddpo_config.num_epochs):
-        epoch_box["epoch"] = epoch
-        start = time.perf_counter()
-        reward_before = timing["reward_s"]
+    def run_epoch(self, trainer: Any, epoch: int, global_step: int) -> int:
+        """One epoch of TRL's loop (``trainer.step``, the calls ``train()`` makes), timed and logged; returns the
+        global step after it."""
+        self.epoch, self.row = epoch, {"epoch": epoch}
+        start, reward_before = time.perf_counter(), self.reward_s
         global_step = trainer.step(epoch, global_step)
         end = time.perf_counter()
-        reward_s = timing["reward_s"] - reward_before
-        hook_at = epoch_box["hook_at"] if epoch_box["hook_at"] >= start else end
-        row = dict(epoch_box.get("row", {"epoch": epoch}))
-        row.update(
-            {
-                "sampling_s": round(hook_at - start - reward_s, 3),
-                "reward_s": round(reward_s, 3),
-                "training_s": round(end - hook_at, 3),
-                "epoch_s": round(end - start, 3),
-            }
+        reward_s = self.reward_s - reward_before
+        # the hook runs between sampling (with the reward) and training; without it (other processes) all is sampling
+        hook_at = self.hook_at if self.hook_at >= start else end
+        row = dict(
+            self.row,
+            sampling_s=round(hook_at - start - reward_s, 3),
+            reward_s=round(reward_s, 3),
+            training_s=round(end - hook_at, 3),
+            epoch_s=round(end - start, 3),
         )
-        for key in totals:
-            totals[key] += row[key]
-        epochs_log.append(row)
-        if state.is_main_process:
-            with open(log_file, "a") as fh:
+        for key in self.totals:
+            self.totals[key] += row[key]
+        self.rows.append(row)
+        if self.write:
+            with open(self.log_file, "a") as fh:
                 fh.write(json.dumps(row) + "\n")
             logger.info(
                 "epoch %d: reward %.4f (sampling %.1fs, reward %.1fs, training %.1fs)",
@@ -508,59 +434,166 @@ def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
                 row["reward_s"],
                 row["training_s"],
             )
+        return global_step
 
-    # --- after, save, card, push (main process) --------------------------------------------------------------
+    def timing(self) -> dict:
+        """Seconds spent sampling, rewarding and training over the run, and each one's share."""
+        total = sum(self.totals.values()) or 1.0
+        summary = {k: round(v, 2) for k, v in self.totals.items()}
+        summary.update({f"{k[:-2]}_share": round(v / total, 3) for k, v in self.totals.items()})
+        return summary
+
+
+def _get_reward(args: DDPOScriptArguments, device: str) -> Any:
+    """The classifier as an :class:`~synartifact.reward.ArtifactReward`, set as ``args`` say."""
+    from synartifact.reward import ArtifactReward, reward_settings
+
+    return ArtifactReward(args.classifier, device=device, **reward_settings(vars(args)))
+
+
+def _get_pipeline(args: DDPOScriptArguments) -> Any:
+    """TRL's DDPO pipeline (LoRA on the UNet attention unless ``use_lora`` is off) around ``pretrained_model``."""
+    return _pipeline_class()(
+        args.pretrained_model, pretrained_model_revision=args.pretrained_revision, use_lora=args.use_lora
+    )
+
+
+def _get_trainer(config: Any, recorder: EpochRecorder, prompts: list[str], pipeline: Any, out: Path, is_main: bool):
+    """TRL's ``DDPOTrainer``, with a JSONL tracker after the user's trackers and the recorder's reward and hook."""
+    from trl import DDPOTrainer
+
+    log_with = config.log_with if isinstance(config.log_with, list) else [config.log_with] if config.log_with else []
+    config.log_with = log_with + [_jsonl_tracker(out / "train_log.jsonl")]
+    return DDPOTrainer(
+        config,
+        recorder.reward_fn,
+        PromptCycle(prompts),
+        pipeline,
+        # TRL hands the hook accelerator.trackers[0], which only the main process has
+        image_samples_hook=recorder.image_samples_hook if is_main else None,
+    )
+
+
+def _save_weights(trainer: Any, pipeline: Any, out: Path, use_lora: bool) -> None:
+    """The trained LoRA weights (or, without LoRA, the whole pipeline) into ``out``, written aside then moved in."""
+    tmp = Path(tempfile.mkdtemp(prefix=".final.tmp-", dir=out))
+    try:
+        if use_lora:
+            from diffusers.utils import convert_state_dict_to_diffusers
+            from peft.utils import get_peft_model_state_dict
+
+            unet = trainer.accelerator.unwrap_model(pipeline.sd_pipeline.unet)
+            lora = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+            pipeline.sd_pipeline.save_lora_weights(save_directory=str(tmp), unet_lora_layers=lora)
+        else:
+            pipeline.save_pretrained(str(tmp))
+        for item in tmp.iterdir():
+            target = out / item.name
+            if target.is_dir():
+                shutil.rmtree(target)
+            os.replace(item, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_summary(out: Path, args: DDPOScriptArguments, config: Any, summary: dict) -> None:
+    """``ddpo_summary.json``: ``summary`` (rewards, timing, prompts) with the script's and TRL's settings."""
+    summary = dict(
+        summary,
+        script_args=vars(args),
+        ddpo_config={k: v for k, v in vars(config).items() if isinstance(v, (int, float, str, bool, type(None)))},
+    )
+    (out / "ddpo_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+
+
+def _push_to_hub(out: Path, repo_id: str) -> None:
+    """Upload the output folder (without checkpoints, temporary files or a fallback classifier) to ``repo_id``."""
+    from huggingface_hub import create_repo, upload_folder
+
+    create_repo(repo_id, exist_ok=True)
+    upload_folder(
+        repo_id=repo_id, folder_path=str(out), ignore_patterns=["checkpoints/*", ".*", f"{TINY_CLASSIFIER}/*"]
+    )
+    logger.info("Pushed to https://huggingface.co/%s", repo_id)
+
+
+def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
+    """Run DDPO with ``script_args`` (ours) and ``ddpo_config`` (TRL's ``DDPOConfig``); return the output folder."""
+    import accelerate
+    import torch
+
+    from synartifact.generator.sampling import split_prompts
+
+    # --- seed, logging ----------------------------------------------------------------------------------------
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    ddpo_config_defaults(ddpo_config)
+    _check_settings(script_args, ddpo_config)
+    torch.manual_seed(ddpo_config.seed)
+    # TRL's pipeline logs through accelerate before any Accelerator exists, so the state comes first. Without a GPU,
+    # cpu=True lets accelerate see a torchrun / mpirun launch as MULTI_CPU (gloo) instead of one process per rank.
+    state = accelerate.PartialState(cpu=not torch.cuda.is_available())
+
+    # --- output folder, resume --------------------------------------------------------------------------------
+    out = _prepare_output_dir(script_args, ddpo_config, remove=state.is_main_process)
     state.wait_for_everyone()
-    if state.is_main_process:
-        after = _eval_reward(pipeline.sd_pipeline, reward, eval_prompts, ddpo_config)
-        logger.info("Reward after training: %s", after)
-        tmp = Path(tempfile.mkdtemp(prefix=".final.tmp-", dir=out))
-        try:
-            if args.use_lora:
-                from diffusers.utils import convert_state_dict_to_diffusers
-                from peft.utils import get_peft_model_state_dict
+    _ensure_models(script_args, build=state.is_main_process)
+    state.wait_for_everyone()
 
-                unet = trainer.accelerator.unwrap_model(pipeline.sd_pipeline.unet)
-                lora = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
-                pipeline.sd_pipeline.save_lora_weights(save_directory=str(tmp), unet_lora_layers=lora)
-            else:
-                pipeline.save_pretrained(str(tmp))
-            for item in tmp.iterdir():
-                target = out / item.name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                os.replace(item, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        if log_file.exists():
-            plot_reward_curve(log_file, out / "reward_curve.png")
-        total = sum(totals.values()) or 1.0
-        timing_summary = {k: round(v, 2) for k, v in totals.items()}
-        timing_summary.update({f"{k[:-2]}_share": round(v / total, 3) for k, v in totals.items()})
-        summary = {
-            "before": before,
-            "after": after,
-            "epochs": len(epochs_log),
-            "world_size": trainer.accelerator.num_processes,
-            "timing": timing_summary,
-            "train_prompts": prompts,
-            "eval_prompts": eval_prompts,
-            "script_args": vars(args),
-            "ddpo_config": {
-                k: v for k, v in vars(ddpo_config).items() if isinstance(v, (int, float, str, bool, type(None)))
-            },
-        }
-        (out / "ddpo_summary.json").write_text(json.dumps(summary, indent=2, default=str))
-        _write_card(out, args, ddpo_config, reward, before, after, epochs_log, timing_summary)
-        if ddpo_config.push_to_hub:
-            from huggingface_hub import create_repo, upload_folder
+    # --- data: prompts (the held-out evaluation prompts kept out of training) ----------------------------------
+    prompts, eval_prompts = split_prompts(
+        script_args.prompts,
+        script_args.num_eval_images,
+        train_split=script_args.prompt_split,
+        max_prompts=script_args.max_prompts,
+        holdout=script_args.holdout_eval_prompts,
+    )
+    held_out = len(set(eval_prompts) - set(prompts))
+    logger.info("%d training prompts, %d evaluation prompts (%d held out)", len(prompts), len(eval_prompts), held_out)
 
-            if not args.hub_model_id:
-                raise ValueError("push_to_hub needs --hub_model_id ORG/NAME.")
-            create_repo(args.hub_model_id, exist_ok=True)
-            upload_folder(repo_id=args.hub_model_id, folder_path=str(out), ignore_patterns=["checkpoints/*", ".*"])
-            logger.info("Pushed to https://huggingface.co/%s", args.hub_model_id)
-        logger.info("LoRA weights and card in %s", out)
+    # --- reward -----------------------------------------------------------------------------------------------
+    reward = _get_reward(script_args, device=str(state.device))
+    logger.info("Reward: %r", reward)
+
+    # --- pipeline ---------------------------------------------------------------------------------------------
+    pipeline = _get_pipeline(script_args)
+
+    # --- trainer ----------------------------------------------------------------------------------------------
+    recorder = EpochRecorder(reward, out, write=state.is_main_process)
+    trainer = _get_trainer(ddpo_config, recorder, prompts, pipeline, out, is_main=state.is_main_process)
+
+    # --- train (TRL's loop, timed per epoch), with the reward of held-out prompts before and after ------------
+    before = _eval_reward(pipeline.sd_pipeline, reward, eval_prompts, ddpo_config) if state.is_main_process else {}
+    logger.info("Reward before training: %s", before)
+    global_step = 0
+    for epoch in range(trainer.first_epoch, ddpo_config.num_epochs):
+        global_step = recorder.run_epoch(trainer, epoch, global_step)
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return out
+    after = _eval_reward(pipeline.sd_pipeline, reward, eval_prompts, ddpo_config)
+    logger.info("Reward after training: %s", after)
+
+    # --- save (main process) ----------------------------------------------------------------------------------
+    _save_weights(trainer, pipeline, out, script_args.use_lora)
+    if recorder.log_file.exists():
+        plot_reward_curve(recorder.log_file, out / "reward_curve.png")
+    timing = recorder.timing()
+    summary = {
+        "before": before,
+        "after": after,
+        "epochs": len(recorder.rows),
+        "world_size": trainer.accelerator.num_processes,
+        "timing": timing,
+        "train_prompts": prompts,
+        "eval_prompts": eval_prompts,
+    }
+    _write_summary(out, script_args, ddpo_config, summary)
+
+    # --- card, push (main process) ----------------------------------------------------------------------------
+    _write_card(out, script_args, ddpo_config, reward, before, after, recorder.rows, timing)
+    if ddpo_config.push_to_hub:
+        _push_to_hub(out, script_args.hub_model_id)
+    logger.info("LoRA weights and card in %s", out)
     return out
 
 

@@ -36,14 +36,16 @@ from typing import Any
 __all__ = ["DemoSettings", "run_demo", "add_cli", "STAGES"]
 
 FINGERPRINT_FILE = ".synartifact_stage.json"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+# The tiny recipes ship inside the package (recipes/tiny/ at the repository's top links to them), so the demo runs
+# from any working directory and from a wheel.
+RECIPES = Path(__file__).resolve().parent / "recipes"
 
 
 @dataclass
 class DemoSettings:
     """The demo's knobs; the defaults fit 2 CPU cores and about 20 minutes (DDPO takes 9 of them)."""
 
-    out: Path = Path("outputs/demo")
+    out: Path
     n_images: int = 9400
     image_size: int = 64
     # A tiny VLM trained from scratch in minutes learns these five kinds from one artifact per image (macro-F1 ~0.6);
@@ -59,8 +61,8 @@ class DemoSettings:
     clean_fraction: float = 0.2
     test_size: float = 0.15
     seed: int = 0
-    sft_recipe: Path = REPO_ROOT / "recipes/tiny/sft/config_cpu.yaml"
-    ddpo_recipe: Path = REPO_ROOT / "recipes/tiny/ddpo/config_cpu.yaml"
+    sft_recipe: Path = RECIPES / "tiny/sft/config_cpu.yaml"
+    ddpo_recipe: Path = RECIPES / "tiny/ddpo/config_cpu.yaml"
     sft_overrides: list[str] = field(default_factory=list)
     ddpo_overrides: list[str] = field(default_factory=list)
     eval_max_samples: int | None = 600
@@ -95,7 +97,7 @@ class Stage:
 def _python_module(module: str, args: list[str]) -> None:
     cmd = [sys.executable, "-m", module, *args]
     print("  $", " ".join(cmd), flush=True)
-    result = subprocess.run(cmd, cwd=REPO_ROOT)
+    result = subprocess.run(cmd)  # the caller's working directory: the stage paths are relative to it
     if result.returncode != 0:
         raise RuntimeError(f"`{' '.join(cmd)}` exited with {result.returncode}")
 
@@ -472,7 +474,7 @@ def write_report(s: DemoSettings, folder: Path) -> Path:
 
 def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``synartifact demo``."""
-    d = DemoSettings()
+    d = DemoSettings(out=Path("outputs/demo"))  # the command's default output folder
     parser = subparsers.add_parser(
         "demo",
         help="run the whole pipeline offline on tiny models and write a report",

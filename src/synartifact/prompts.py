@@ -22,13 +22,13 @@ truncated output, returns what it could read, and says whether the answer was we
 from __future__ import annotations
 
 import difflib
-import io
 import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from synartifact.images import to_rgb
 from synartifact.report import Artifact
 from synartifact.taxonomy import KINDS, SLUGS, ArtifactKind, get_kind, normalize_name
 
@@ -274,6 +274,14 @@ def parse_answer(text: Any, mode: str = "labels") -> ParsedAnswer:
     return result
 
 
+def answer_kinds(text: Any, mode: str = "labels", known: Iterable[str] = ()) -> tuple[set[str], bool]:
+    """The kinds an answer names (with ``known``, kinds already read from it) and whether it is *unparsable*:
+    naming neither a kind nor ``None``. The one unparsable-answer rule of the reward and the Spaces."""
+    parsed = parse_answer(text, mode)
+    kinds = set(known) | parsed.kinds
+    return kinds, not kinds and not parsed.said_none
+
+
 def _parse_into(result: ParsedAnswer, text: str, mode: str) -> None:
     lines = [line.strip() for line in text.replace("\r", "\n").split("\n")]
     lines = [line for line in lines if line]
@@ -344,31 +352,6 @@ def _parse_into(result: ParsedAnswer, text: str, mode: str) -> None:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _to_pil(image: Any, where: str):
-    from PIL import Image
-
-    if isinstance(image, Image.Image):
-        return image
-    if isinstance(image, Mapping) and (image.get("bytes") or image.get("path")):
-        source = io.BytesIO(image["bytes"]) if image.get("bytes") else image["path"]
-        return Image.open(source)
-    if isinstance(image, (bytes, bytearray)):
-        return Image.open(io.BytesIO(image))
-    try:
-        import numpy as np
-
-        array = np.asarray(image)
-        if array.ndim in (2, 3):
-            if array.dtype != np.uint8:
-                array = (np.clip(array, 0, 1) * 255).astype(np.uint8) if array.max() <= 1.0 else array.astype(np.uint8)
-            return Image.fromarray(array)
-    except Exception:  # noqa: BLE001 - fall through to the error below
-        pass
-    raise ValueError(
-        f"{where}: field 'image' is {type(image).__name__}; expected a PIL image, image bytes or an array."
-    )
-
-
 def _row_artifacts(row: Mapping, where: str) -> list:
     if "artifacts" not in row:
         raise ValueError(f"{where} has no 'artifacts' field: expected a list of {{'label', 'bbox', 'caption'}}.")
@@ -383,13 +366,16 @@ def to_sft_example(row: Mapping, mode: str = "labels", image_size: int | None = 
     """A dataset row as a TRL 0.23.1 vision ``prompt``/``completion`` example (the loss falls on the answer only).
 
     Returns ``{"images": [PIL RGB], "prompt": build_messages(mode), "completion": [assistant answer turn]}``; the
-    image is resized to ``image_size`` x ``image_size`` when given.
+    image comes from :func:`synartifact.images.to_rgb` and is resized to ``image_size`` x ``image_size`` when given.
     """
     _check_mode(mode)
     where = f"Dataset record {row.get('image_id', '?')!r}" if isinstance(row, Mapping) else "Dataset record"
     if not isinstance(row, Mapping) or "image" not in row:
         raise ValueError(f"{where} has no 'image' field: expected a row of the SynArtifact dataset contract.")
-    image = _to_pil(row["image"], where).convert("RGB")
+    try:
+        image = to_rgb(row["image"])
+    except (ValueError, FileNotFoundError) as err:
+        raise ValueError(f"{where}, field 'image': {err}") from err
     if image_size:
         image = image.resize((int(image_size), int(image_size)))
     try:

@@ -54,9 +54,18 @@ import numpy as np
 import torch
 from PIL import Image
 
+from synartifact.images import as_image_list, to_rgb
 from synartifact.taxonomy import KINDS, SLUGS, get_kind
 
-__all__ = ["ArtifactReward", "REWARD_MODES", "parse_weights", "images_to_pil", "reward_from_kinds"]
+__all__ = [
+    "ArtifactReward",
+    "REWARD_MODES",
+    "REWARD_SETTINGS",
+    "parse_weights",
+    "images_to_pil",
+    "reward_from_kinds",
+    "reward_settings",
+]
 
 REWARD_MODES: tuple[str, ...] = ("score", "generate")
 
@@ -102,38 +111,22 @@ def reward_from_kinds(found: Mapping[str, float] | set[str] | Sequence[str], wei
 
 
 def images_to_pil(images: Any) -> tuple[list[Image.Image], int]:
-    """Images as RGB PIL images, and how many had NaN/inf pixels (cleaned).
+    """Images as RGB PIL images (through :func:`synartifact.images.to_rgb`), and how many had NaN/inf pixels.
 
-    Accepts a float tensor in [0, 1] (NCHW or NHWC, as DDPO's ``output_type="pt"`` pipeline hands them), a uint8
-    tensor, a list of PIL images, of CHW/HWC tensors or of numpy arrays.
+    Accepts what :func:`~synartifact.images.to_rgb` accepts, one image or a batch: a float tensor in [0, 1] (NCHW
+    or NHWC, as DDPO's ``output_type="pt"`` pipeline hands them), a list of PIL images, of CHW/HWC tensors or of
+    numpy arrays, paths. NaN/inf pixels of float images are replaced (NaN and -inf by 0, +inf by 1) and counted,
+    so that a broken sample still gets a reward rather than stopping the run.
     """
-    if isinstance(images, Image.Image):
-        images = [images]
-    if isinstance(images, (torch.Tensor, np.ndarray)) and images.ndim == 3:
-        images = images[None]
     out, nonfinite = [], 0
-    for i, image in enumerate(images):
-        if isinstance(image, Image.Image):
-            out.append(image.convert("RGB"))
-            continue
-        array = image.detach().float().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-        if array.ndim == 2:
-            array = np.stack([array] * 3, axis=-1)
-        if array.ndim != 3:
-            raise ValueError(f"Image {i} has shape {array.shape}: expected CHW or HWC (3 dimensions).")
-        if array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
-            array = np.transpose(array, (1, 2, 0))
-        if array.dtype.kind == "f":
-            if not np.isfinite(array).all():
-                nonfinite += 1
-                array = np.nan_to_num(array, nan=0.0, posinf=1.0, neginf=0.0)
-            scale = 255.0 if array.max(initial=0.0) <= 1.0 + 1e-6 else 1.0
-            array = np.clip(array * scale, 0, 255).round().astype(np.uint8)
-        else:
-            array = np.clip(array, 0, 255).astype(np.uint8)
-        if array.shape[-1] == 1:
-            array = np.repeat(array, 3, axis=-1)
-        out.append(Image.fromarray(array[..., :3]).convert("RGB"))
+    for i, image in enumerate(as_image_list(images)):
+        if isinstance(image, torch.Tensor) and image.is_floating_point() and not torch.isfinite(image).all():
+            nonfinite += 1
+            image = torch.nan_to_num(image.float(), nan=0.0, posinf=1.0, neginf=0.0)
+        elif isinstance(image, np.ndarray) and image.dtype.kind == "f" and not np.isfinite(image).all():
+            nonfinite += 1
+            image = np.nan_to_num(image, nan=0.0, posinf=1.0, neginf=0.0)
+        out.append(to_rgb(image, i))
     return out, nonfinite
 
 
@@ -284,15 +277,14 @@ class ArtifactReward:
 
     @torch.no_grad()
     def _found_generate(self, images: list[Image.Image]) -> tuple[list[set[str]], list[bool]]:
-        from synartifact.prompts import parse_answer
+        from synartifact.prompts import answer_kinds
 
-        reports = self.classifier.predict(images, batch_size=len(images))
+        mode = getattr(self.classifier, "mode", "labels")
         found, bad = [], []
-        for report in reports:
-            parsed = parse_answer(report.raw_text, mode=getattr(self.classifier, "mode", "labels"))
-            kinds = set(report.kinds) | parsed.kinds
-            bad.append(not kinds and not parsed.said_none)
+        for report in self.classifier.predict(images, batch_size=len(images)):
+            kinds, unparsable = answer_kinds(report.raw_text, mode, report.kinds)
             found.append(kinds)
+            bad.append(unparsable)
         return found, bad
 
     # score mode ---------------------------------------------------------------------------------------------
@@ -480,3 +472,32 @@ class ArtifactReward:
                 last_kind[r] = allowed[next_choice]
                 chosen[r].add(SLUGS[last_kind[r]])
         return chosen, presence, bad
+
+
+# Script setting (a DDPOScriptArguments field, an `evaluate-generator` option, a key of a DDPO run's summary) ->
+# ArtifactReward keyword argument.
+REWARD_SETTINGS: dict[str, str] = {
+    "reward_mode": "mode",
+    "reward_weights": "weights",
+    "reward_soft": "soft",
+    "reward_constrained": "constrained",
+    "reward_temperature": "temperature",
+    "reward_follow_lines": "follow_lines",
+    "unparsable_reward": "unparsable_reward",
+    "reward_batch_size": "batch_size",
+}
+
+
+def reward_settings(*sources: Mapping[str, Any]) -> dict[str, Any]:
+    """:class:`ArtifactReward` keyword arguments from script settings named as in :data:`REWARD_SETTINGS`.
+
+    Each setting comes from the first source that gives it a value other than ``None`` (e.g. the command line's
+    flags, then the DDPO run the generator was trained with); settings that no source gives keep ArtifactReward's
+    defaults. Other keys are ignored.
+    """
+    kwargs: dict[str, Any] = {}
+    for setting, name in REWARD_SETTINGS.items():
+        value = next((source[setting] for source in sources if source.get(setting) is not None), None)
+        if value is not None:
+            kwargs[name] = value
+    return kwargs

@@ -24,7 +24,8 @@ Usage::
 
 The output folder holds the weights (or the LoRA adapter, whose ``base_model_name_or_path`` points at the base
 model), the processor, ``training_args.bin``, ``sft_run.json`` (base model, data, world size, metrics) and a model
-card rendered from ``hub_cards/classifier_card.md``. ``--push_to_hub`` uploads it with the standard arguments.
+card rendered from ``hub_cards/classifier_card.md`` (``synartifact_card.json`` keeps what it was rendered from, so
+that ``synartifact evaluate`` can add its results). ``--push_to_hub`` uploads it with the standard arguments.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,8 +44,10 @@ from transformers import AutoModelForImageTextToText, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer, TrlParser
 
+from synartifact.cards import classifier_results_table, final_output_dir, hub_card_data, save_model_card
 from synartifact.configs import SFTModelArguments, SFTScriptArguments
 from synartifact.prompts import ANSWER_MODES, render_answer, to_sft_example
+from synartifact.utils import is_local_path
 
 __all__ = ["main", "cli_main", "load_sft_datasets", "load_model", "make_peft_config", "write_model_card"]
 
@@ -107,17 +109,12 @@ def load_sft_datasets(script_args: SFTScriptArguments, training_args: SFTConfig 
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _is_local_path(name: str) -> bool:
-    """Whether a model name is meant as a local folder (it exists, or it does not look like ``org/name``)."""
-    return Path(name).exists() or name.startswith((".", "/", "~")) or not re.fullmatch(r"[\w.-]+/[\w.-]+", name)
-
-
 def ensure_model(script_args: SFTScriptArguments, model_args: SFTModelArguments, training_args: SFTConfig) -> str:
     """The model path, building the tiny VLM there first when it is a missing local folder and that is allowed."""
     name = model_args.model_name_or_path
     if not name:
         raise ValueError("model_name_or_path is not set: give a local model folder or a Hub id.")
-    if Path(name).exists() or not _is_local_path(name):
+    if Path(name).exists() or not is_local_path(name):
         return name
     if not script_args.build_tiny_model_if_missing:
         raise FileNotFoundError(
@@ -191,64 +188,45 @@ def make_peft_config(model_args: SFTModelArguments):
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _evaluation_table(results: dict) -> str:
-    """A Markdown table of ``synartifact evaluate``'s metrics: baseline and fine-tuned side by side."""
-    columns = [c for c in ("baseline", "model") if isinstance(results.get(c), dict)]
-    if not columns:
-        columns, results = ["model"], {"model": results}
-    metrics = [
-        m
-        for m in ("accuracy", "macro_f1", "micro_f1", "exact_match", "binary_accuracy", "binary_f1", "well_formed")
-        if any(isinstance(results[c].get(m), (int, float)) for c in columns)
-    ]
-    if not metrics:
-        metrics = sorted({k for c in columns for k, v in results[c].items() if isinstance(v, (int, float))})
-    names = {"baseline": "base model (zero-shot)", "model": "fine-tuned"}
-    lines = ["| metric | " + " | ".join(names[c] for c in columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for metric in metrics:
-        cells = [results[c].get(metric) for c in columns]
-        lines.append(
-            f"| {metric} | " + " | ".join(f"{v:.4f}" if isinstance(v, (int, float)) else "-" for v in cells) + " |"
-        )
-    return "\n".join(lines)
-
-
 def write_model_card(output_dir: str | Path, run: dict, eval_results: str | Path | None = None) -> Path:
-    """Render ``hub_cards/classifier_card.md`` into ``output_dir/README.md`` from the run record and eval results."""
+    """Render ``templates/classifier_card.md`` into ``output_dir/README.md`` from the run record and eval results.
+
+    The card names ``run["hub_model_id"]`` when set, else the final output folder (``run["output_dir"]``, or
+    ``output_dir`` without a temporary ``.tmp-*`` suffix). Hub ids of the base model and dataset become the card's
+    ``base_model`` / ``datasets`` metadata; local folders are named in the text only.
+    """
     import accelerate
     import peft
     import trl
-
-    from synartifact.cards import render_model_card
 
     output_dir = Path(output_dir)
     eval_file = Path(eval_results) if eval_results else output_dir / "eval_results.json"
     table = ""
     if eval_file.is_file():
         try:
-            table = _evaluation_table(json.loads(eval_file.read_text()))
+            table = classifier_results_table(json.loads(eval_file.read_text()))
         except (json.JSONDecodeError, AttributeError, TypeError) as err:
             raise ValueError(f"Evaluation results {eval_file} are not a metrics JSON object: {err}") from err
     base, data = run["base_model"], run["dataset"]
-    base_on_hub = not _is_local_path(base)
-    data_on_hub = not _is_local_path(data)
-    card_data = {
-        "library_name": "peft" if run["use_peft"] else "transformers",
-        "pipeline_tag": "image-text-to-text",
-        "license": "apache-2.0",
-        "tags": ["synartifact", "artifact-detection", "trl", "sft"] + (["lora"] if run["use_peft"] else []),
-    }
-    if base_on_hub:
-        card_data["base_model"] = base
-    if data_on_hub:
-        card_data["datasets"] = [data]
+    repo_id = run.get("hub_model_id") or str(run.get("output_dir") or final_output_dir(output_dir))
+    card_data = hub_card_data(
+        model_name=Path(repo_id).name,
+        library_name="peft" if run["use_peft"] else "transformers",
+        pipeline_tag="image-text-to-text",
+        tags=["synartifact", "trl", "sft", "artifact-detection"] + (["lora"] if run["use_peft"] else []),
+        base_model=base,
+        datasets=[data],
+        license="apache-2.0",
+    )
+    base_on_hub, data_on_hub = "base_model" in card_data, "datasets" in card_data
     mode = run["answer_mode"]
     config_rows = sorted((k, v) for k, v in run["config"].items())
-    text = render_model_card(
+    return save_model_card(
+        output_dir,
         CARD_TEMPLATE,
         card_data,
-        model_name=run.get("hub_model_id") or output_dir.name,
-        repo_id=run.get("hub_model_id") or str(output_dir),
+        model_name=card_data["model_name"],
+        repo_id=repo_id,
         base_model=base,
         base_model_link=f"[{base}](https://huggingface.co/{base})" if base_on_hub else f"`{base}` (a local folder)",
         dataset=data,
@@ -286,9 +264,6 @@ def write_model_card(output_dir: str | Path, run: dict, eval_results: str | Path
             ("torch", torch.__version__),
         ],
     )
-    path = output_dir / "README.md"
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def _version(package: str) -> str:
@@ -416,6 +391,8 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
             "train_loss": metrics.get("train_loss"),
             "train_runtime": metrics.get("train_runtime"),
             "hub_model_id": training_args.hub_model_id,
+            # the folder users will load: output_dir may be a temporary folder renamed when the run is complete
+            "output_dir": str(final_output_dir(output_dir)),
             "config": {
                 "learning_rate": training_args.learning_rate,
                 "num_train_epochs": training_args.num_train_epochs,

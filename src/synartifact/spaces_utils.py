@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
+from synartifact.images import MIN_SIDE, to_rgb
 from synartifact.report import ArtifactReport
 from synartifact.taxonomy import KINDS
 from synartifact.utils import atomic_dir
@@ -100,25 +100,27 @@ def _human_bytes(n: int) -> str:
 
 
 def load_image(
-    source: str | os.PathLike | Image.Image | np.ndarray,
+    source: Any,
     *,
     max_bytes: int = MAX_FILE_BYTES,
     max_pixels: int = MAX_PIXELS,
     max_side: int = MAX_SIDE,
 ) -> Image.Image:
-    """Open an uploaded image as an RGB PIL image, or raise ``ValueError`` with a message for the user.
+    """Open an uploaded image (a path or PIL image; arrays, tensors and bytes also work) as an RGB PIL image, or
+    raise ``ValueError`` with a message for the user.
 
     Checks, in order: the file exists and is at most ``max_bytes``; it is an image; its size (read from the
-    header, before decoding) is at most ``max_side`` on each side and ``max_pixels`` in all; it decodes. EXIF
-    rotation is applied and any mode (greyscale, palette, RGBA, CMYK, 16-bit) is converted to RGB.
+    header, before decoding) is at least ``MIN_SIDE`` and at most ``max_side`` on each side and ``max_pixels`` in
+    all; it decodes. The pixels then come from :func:`synartifact.images.to_rgb`, as in every other stage (EXIF
+    rotation applied; greyscale, palette, RGBA, CMYK and 16-bit images converted to RGB).
     """
     if source is None:
         raise ValueError("Please upload an image first.")
-    if isinstance(source, np.ndarray):
+    if not isinstance(source, (str, os.PathLike, Image.Image)):  # an array, tensor or bytes (API callers)
         try:
-            source = Image.fromarray(source)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"This array is not an image ({err}).") from err
+            source = to_rgb(source, 0, max_pixels=None)
+        except ValueError as err:
+            raise ValueError(f"This is not an image ({err})") from err
     if isinstance(source, Image.Image):
         image = source
         _check_dimensions(image.size, max_pixels, max_side)
@@ -151,39 +153,33 @@ def load_image(
             image.seek(0)
         # A truncated file must fail here rather than give a half-grey image (unless a caller opted into that).
         image.load()
-        image = ImageOps.exif_transpose(image) or image
-        image = _to_rgb(image)
     except (OSError, ValueError, SyntaxError) as err:
         raise ValueError(
             "This image could not be decoded (the file looks corrupt or truncated): please upload another one."
         ) from err
-    return image
+    try:
+        return to_rgb(image, 0, max_pixels=None)
+    except ValueError as err:
+        logger.warning("could not convert an uploaded image: %s", err)
+        raise ValueError(
+            f"This image's format ({image.mode} pixels) is not supported: please upload a PNG, JPEG or WebP image."
+        ) from err
 
 
 def _check_dimensions(size: tuple[int, int], max_pixels: int, max_side: int) -> None:
     width, height = size
     if width < 1 or height < 1:
         raise ValueError("The image has no pixels: please upload another one.")
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise ValueError(
+            f"The image is too small ({width} x {height} pixels): please upload one of at least {MIN_SIDE} x "
+            f"{MIN_SIDE} pixels."
+        )
     if width > max_side or height > max_side or width * height > max_pixels:
         raise ValueError(
             f"The image is too large ({width} x {height} pixels): please upload one of at most {max_side} "
             f"pixels a side and {max_pixels / 1e6:.0f} megapixels in all."
         )
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        array = np.asarray(image, dtype=np.float64)
-        low, high = float(array.min()), float(array.max())
-        scaled = (array - low) / (high - low) * 255.0 if high > low else np.zeros_like(array)
-        return Image.fromarray(scaled.astype(np.uint8)).convert("RGB")
-    return image.convert("RGB")
 
 
 def validate_prompt(prompt: Any, max_chars: int = MAX_PROMPT_CHARS) -> str:
@@ -405,14 +401,11 @@ def report_reward(report: ArtifactReport, mode: str = "labels") -> float:
     Computed from the report itself (as the reward's ``generate`` mode would), so the number always matches
     the table shown next to it and costs no second pass through the model.
     """
-    from synartifact.prompts import parse_answer
+    from synartifact.prompts import answer_kinds
     from synartifact.reward import parse_weights, reward_from_kinds
 
-    parsed = parse_answer(report.raw_text, mode)
-    kinds = set(report.kinds) | parsed.kinds
-    if not kinds and not parsed.said_none:
-        return 0.0
-    return float(reward_from_kinds(kinds, parse_weights(None)))
+    kinds, unparsable = answer_kinds(report.raw_text, mode, report.kinds)
+    return 0.0 if unparsable else float(reward_from_kinds(kinds, parse_weights(None)))
 
 
 class GeneratorPair:

@@ -2,13 +2,50 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_dir"]
+__all__ = ["LOCAL_ROOTS", "atomic_dir", "is_local_path"]
+
+# The git-ignored folders the recipes and the demo write to: ``outputs/x`` names a folder to build, never a Hub repo.
+LOCAL_ROOTS = ("outputs", "data")
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w-]*/[\w.-]+")
+
+
+def is_local_path(name: str | os.PathLike) -> bool:
+    """Whether a model or dataset name means a local folder rather than a Hub id ``org/name``.
+
+    Local: it exists; or it starts with ``.``, ``/`` or ``~``; or it is not shaped ``org/name`` (no slash, or
+    several); or its first part is an existing folder or one of :data:`LOCAL_ROOTS`. The one rule every stage uses.
+    """
+    text = os.fspath(name)
+    if not text:
+        return False
+    if Path(text).expanduser().exists() or text.startswith((".", "/", "~")) or "\\" in text:
+        return True
+    if not _HUB_ID.fullmatch(text):
+        return True
+    first = text.split("/", 1)[0]
+    return first in LOCAL_ROOTS or Path(first).is_dir()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (os.umask alone must set it to read it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextmanager
@@ -27,6 +64,7 @@ def atomic_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-", dir=out.parent))
     try:
         yield tmp
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private (0o700); an output folder follows the umask
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f"{out.name}.old-", dir=out.parent))
             out.rename(old / out.name)

@@ -2,8 +2,9 @@
 
 ``synartifact evaluate --model DIR_OR_ID [--baseline DIR_OR_ID] --dataset DIR_OR_ID [--split test] --out DIR``
 writes ``DIR/metrics.json`` (``{"model": {...}, "baseline": {...}}``), ``DIR/report.md`` (the paper's Table 1
-shape: zero-shot baseline, fine-tuned model and the difference), ``DIR/predictions.jsonl`` and PNG plots. The
-metrics and their definitions are in :mod:`synartifact.classifier.metrics`.
+shape: zero-shot baseline, fine-tuned model and the difference), ``DIR/predictions.jsonl`` and PNG plots, and adds
+the results to the model's card when the model is a folder that ``synartifact sft`` wrote. The metrics and their
+definitions are in :mod:`synartifact.classifier.metrics`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from synartifact.cards import record_classifier_evaluation
 from synartifact.classifier.metrics import (
     ACCURACY_DEFINITION,
     compute_metrics,
@@ -330,7 +332,9 @@ def run_evaluation(
     is the model's base (the base of a LoRA adapter, or ``base_model`` in ``synartifact_config.json``); the baseline
     is asked in the model's answer mode. Writes ``metrics.json``, ``report.md``, ``predictions.jsonl``,
     ``per_kind_f1.png`` and ``cooccurrence.png`` to a temporary folder renamed to ``out`` when complete (an existing
-    ``out`` is replaced only with ``overwrite=True``). Returns ``{"model": {...}, "baseline": {...}}``.
+    ``out`` is replaced only with ``overwrite=True``). When ``model`` is a local folder whose card synartifact wrote
+    (``synartifact sft``), that card is rendered again with these results (a table and ``model-index`` metadata).
+    Returns ``{"model": {...}, "baseline": {...}}``.
     """
     from synartifact.classifier import resolve_base_model
 
@@ -394,6 +398,10 @@ def run_evaluation(
             },
             tmp / "cooccurrence.png",
         )
+    # the evaluated model's own card (a local folder with a card synartifact wrote) shows these figures from now on
+    card = record_classifier_evaluation(model, metrics, dataset, split)
+    if card is not None:
+        logger.info("Added the evaluation results to the model card %s", card)
     return metrics
 
 

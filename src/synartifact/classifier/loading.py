@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
+
+from synartifact.utils import is_local_path
 
 __all__ = [
     "CONFIG_NAME",
@@ -37,11 +38,7 @@ def _read_json(path_or_repo: str, filename: str) -> dict | None:
         return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
     if local.exists():
         raise NotADirectoryError(f"{path_or_repo} is a file; expected a model folder or a Hub id.")
-    if (
-        str(path_or_repo).startswith((".", "/", "~"))
-        or os.sep + os.sep in str(path_or_repo)
-        or str(path_or_repo).count("/") > 1
-    ):
+    if is_local_path(path_or_repo):
         raise FileNotFoundError(f"Model folder {path_or_repo!r} does not exist (and is not a Hub id 'org/name').")
     from huggingface_hub import hf_hub_download
     from huggingface_hub.utils import EntryNotFoundError, HFValidationError, RepositoryNotFoundError

@@ -20,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from synartifact.generator.sampling import load_prompts, sample_images, save_image_grid, to_device_pipeline
+from synartifact.generator.sampling import (
+    held_out_prompts,
+    load_prompts,
+    sample_images,
+    save_image_grid,
+    to_device_pipeline,
+)
 from synartifact.taxonomy import SLUGS
 from synartifact.utils import atomic_dir
 
@@ -144,36 +150,12 @@ def _sampler_settings(run: dict, steps: int | None, guidance: float | None, eta:
     return steps, guidance, eta
 
 
-# evaluate_generator's reward arguments -> ArtifactReward's keyword arguments (the DDPO summary's script_args use
-# the same names as evaluate_generator)
-_REWARD_KWARGS = {
-    "reward_mode": "mode",
-    "reward_weights": "weights",
-    "reward_soft": "soft",
-    "reward_constrained": "constrained",
-    "reward_temperature": "temperature",
-    "reward_follow_lines": "follow_lines",
-}
-
-
-def _reward_kwargs(run: dict, given: dict) -> dict:
-    """ArtifactReward keyword arguments: each reward setting given (not ``None``), else the DDPO run's (its summary
-    ``run``: the reward it was trained on); settings set in neither keep ArtifactReward's defaults."""
-    trained = run.get("script_args", {})
-    kwargs = {}
-    for key, name in _REWARD_KWARGS.items():
-        value = given.get(key) if given.get(key) is not None else trained.get(key)
-        if value is not None:
-            kwargs[name] = value
-    return kwargs
-
-
 def evaluate_generator(
     base: str,
     classifier: Any,
+    out: str | Path,
     prompts: str | Sequence[str] | None = None,
     seeds: Sequence[int] = (0, 1, 2),
-    out: str | Path = "outputs/generator-eval",
     lora: str | None = None,
     num_inference_steps: int | None = None,
     guidance_scale: float | None = None,
@@ -199,7 +181,7 @@ def evaluate_generator(
     """
     from diffusers import StableDiffusionPipeline
 
-    from synartifact.reward import ArtifactReward
+    from synartifact.reward import ArtifactReward, reward_settings
 
     out = Path(out)
     if out.exists() and not overwrite:
@@ -214,8 +196,10 @@ def evaluate_generator(
         )
     run = _run_summary(lora)
     num_inference_steps, guidance_scale, eta = _sampler_settings(run, num_inference_steps, guidance_scale, eta)
-    prompt_list = list(prompts) if isinstance(prompts, (list, tuple)) else load_prompts(prompts, prompt_split)
-    prompt_list = prompt_list[:num_prompts] if num_prompts else prompt_list
+    if isinstance(prompts, (list, tuple)):
+        prompt_list = list(prompts)[:num_prompts] if num_prompts else list(prompts)
+    else:
+        prompt_list = held_out_prompts(prompts, num_prompts or None, prompt_split)
     # each prompt k times per seed (image i of a seed has its own noise): a finer per-seed mean
     sampled = [p for p in prompt_list for _ in range(int(images_per_prompt))]
     given = {
@@ -229,7 +213,7 @@ def evaluate_generator(
     reward = (
         classifier
         if isinstance(classifier, ArtifactReward)
-        else ArtifactReward(classifier, device=device, **_reward_kwargs(run, given))
+        else ArtifactReward(classifier, device=device, **reward_settings(given, run.get("script_args", {})))
     )
 
     pipe = to_device_pipeline(StableDiffusionPipeline.from_pretrained(base, safety_checker=None), device)
@@ -274,6 +258,11 @@ def evaluate_generator(
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         save_image_grid(rows, tmp / "before_after.png", titles=prompt_list)
         (tmp / "report.md").write_text(_report_md(metrics))
+    # the refined generator's own card (a `synartifact ddpo` folder) shows the comparison from now on
+    from synartifact.cards import record_generator_evaluation
+
+    if record_generator_evaluation(lora, metrics, prompts) is not None:
+        logger.info("Added the comparison to the model card in %s", lora)
     return metrics
 
 
@@ -295,10 +284,15 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--prompts",
         default=None,
         help="text file (one prompt a line) or dataset folder/Hub id with a "
-        "'prompt' column (default: outputs/demo/dataset, else built-in prompts)",
+        "'prompt' column (default: the built-in prompts)",
     )
     p.add_argument("--prompt-split", default="test", help="dataset split to read prompts from (default: test)")
-    p.add_argument("--num-prompts", type=int, default=8, help="number of prompts (default: 8)")
+    p.add_argument(
+        "--num-prompts",
+        type=int,
+        default=8,
+        help="score the first N prompts, the ones a DDPO run with num_eval_images N kept out of training (default: 8)",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
     p.add_argument(
         "--images-per-prompt",

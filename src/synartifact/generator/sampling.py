@@ -9,11 +9,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from synartifact.utils import is_local_path
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_PROMPTS", "load_prompts", "sample_images", "save_image_grid", "to_device_pipeline"]
+__all__ = [
+    "DEFAULT_PROMPTS",
+    "held_out_prompts",
+    "load_prompts",
+    "sample_images",
+    "save_image_grid",
+    "split_prompts",
+    "to_device_pipeline",
+]
 
-# Used when no prompt source is given and the SynArtifact dataset folder is not there either.
+# Used when no prompt source is given (`prompts: null`): held out and trained on like any prompt list.
 DEFAULT_PROMPTS: tuple[str, ...] = (
     "a portrait photo of a smiling woman",
     "a man holding a tennis racket",
@@ -48,7 +58,7 @@ def load_prompts(source: str | None, split: str = "train", max_prompts: int | No
         else:
             prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     else:
-        if not path.exists() and ("/" not in source or source.startswith((".", "/")) or source.count("/") > 1):
+        if not path.exists() and is_local_path(source):
             raise FileNotFoundError(
                 f"Prompt source {source!r} does not exist: give a text file (one prompt a line), a dataset folder "
                 "or a Hub dataset id with a 'prompt' column."
@@ -78,6 +88,47 @@ def load_prompts(source: str | None, split: str = "train", max_prompts: int | No
         logger.warning("Prompt source %s holds no non-empty prompt: using the built-in prompts.", source)
         result = list(DEFAULT_PROMPTS)
     return result[:max_prompts] if max_prompts else result
+
+
+def held_out_prompts(source: str | None, num_prompts: int | None = 8, split: str = "test") -> list[str]:
+    """The evaluation prompts of a prompt source: what ``synartifact evaluate-generator`` scores by default and what
+    DDPO keeps out of training.
+
+    The first ``num_prompts`` distinct prompts of a dataset's ``split`` split, of a text file or of
+    :data:`DEFAULT_PROMPTS` (``source=None``); all of them for ``None``, none for 0.
+    """
+    if num_prompts is not None and num_prompts <= 0:
+        return []
+    return load_prompts(source, split, num_prompts)
+
+
+def split_prompts(
+    source: str | None,
+    num_eval: int,
+    train_split: str = "train",
+    max_prompts: int | None = None,
+    holdout: bool = True,
+    eval_split: str = "test",
+) -> tuple[list[str], list[str]]:
+    """DDPO's training and evaluation prompts from one source.
+
+    Evaluation: :func:`held_out_prompts` (``num_eval`` of them). Training: the ``train_split`` prompts, without the
+    evaluation ones when ``holdout`` (unless that would leave none), at most ``max_prompts``.
+    """
+    evaluation = held_out_prompts(source, num_eval, eval_split)
+    train = load_prompts(source, train_split)
+    if holdout and evaluation:
+        held = set(evaluation)
+        kept = [p for p in train if p not in held]
+        if kept:
+            train = kept
+        else:
+            logger.warning(
+                "Every training prompt of %s is one of the %d evaluation prompts: training on them anyway.",
+                source or "the built-in prompt list",
+                len(evaluation),
+            )
+    return (train[:max_prompts] if max_prompts else train), evaluation
 
 
 def _prompt_column(data: Any, where: str) -> list[str]:

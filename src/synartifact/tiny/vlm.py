@@ -415,7 +415,7 @@ def build_tiny_vlm(
     return _write_atomically(out, overwrite, write)
 
 
-def get_tiny_vlm(out_dir="outputs/tiny-vlm", arch: str = "llava", **kwargs) -> Path:
+def get_tiny_vlm(out_dir: str | Path, arch: str = "llava", **kwargs) -> Path:
     """The tiny VLM folder at ``out_dir``, built first when missing (the offline default's model)."""
     out = Path(out_dir)
     if (out / "config.json").is_file():
