@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import os
+import re
+import shutil
+from pathlib import Path
 
-from synartifact.data.importers import FORMATS
+from synartifact.data.hub import REJECTED_NAME
+from synartifact.data.importers import ANNOTATORS, FORMATS, LABELSTUDIO_BBOX_TOLERANCE
 from synartifact.data.synth import SYNTH_KINDS
+from synartifact.images import DEFAULT_MAX_PIXELS
 
 __all__ = ["add_cli"]
 
-_FORMATS_HELP = """formats:
+logger = logging.getLogger(__name__)
+
+REPORT_NAME = "build_report.json"
+
+_FORMATS_HELP = (
+    """formats:
   synartifact  --annotations is the SynArtifact-1K release root: eval.txt (the test split) and
                <folder>/annotation_json_artifacts_class/<image_id>.json; images found next to them
   jsonl        one JSON object per image and line, paths relative to --images:
@@ -19,29 +31,108 @@ _FORMATS_HELP = """formats:
                 other_artifacts_caption, split, bbox_format xyxy|xywh, bbox_units pixels|normalized)
   coco         COCO detection JSON; categories matched to the kinds by name; caption in the
                annotation's "caption" or "attributes.caption"; bbox [x, y, w, h] in pixels
-  labelstudio  Label Studio JSON export: RectangleLabels (percent) + TextArea per region (same id)
-labels: a slug, a display name (loose spelling) or a 0-based index of the taxonomy."""
+  labelstudio  Label Studio JSON export: RectangleLabels (percent; rotated boxes become their bounding box),
+               PolygonLabels and BrushLabels (RLE) as bounding boxes, TextArea per region (same id) as caption;
+               data.image may be /data/local-files/?d=PATH, /data/upload/N/<hash>-NAME, s3://, gs://,
+               azure-blob://, http(s)://... or a bare name: found under --images by relative path, then by
+               file name; boxes overshooting the image by up to """
+    + f"{LABELSTUDIO_BBOX_TOLERANCE:.0%}"
+    + """ of a side are clipped
+labels: a slug, a display name (loose spelling) or a 0-based index of the taxonomy, or any name that
+        --label-map maps to one (or to ignore).
+The build report (clipped boxes, converted shapes, dropped regions and labels) is printed and written to
+OUT/build_report.json."""
+)
+
+
+def _check_out(out: Path, images: Path | None, annotations: Path) -> None:
+    """Refuse an --out that would replace or sit among the inputs (--overwrite would delete them)."""
+    target = out.resolve()
+    if images is not None:
+        src = images.resolve()
+        if target == src or src.is_relative_to(target) or target.is_relative_to(src):
+            raise ValueError(
+                f"--out {out} must lie outside --images {images} (not the same folder, not one of its parents or "
+                "sub-folders): --overwrite would replace it with the dataset"
+            )
+    ann = annotations.resolve()
+    if target == ann or ann.is_relative_to(target):
+        raise ValueError(
+            f"--out {out} must not be or contain --annotations {annotations}: --overwrite would delete it"
+        )
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Delete ``<out>.tmp-*`` folders that a killed build of the same --out left (``atomic_dir`` names them so)."""
+    if not out.parent.is_dir():
+        return
+    pattern = re.compile(re.escape(out.name) + r"\.tmp-[a-z0-9_]{8}")
+    for path in sorted(out.parent.iterdir()):
+        if pattern.fullmatch(path.name) and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+            logger.warning("Removed %s, left over by an interrupted build of %s", path, out)
+
+
+def _failed_build_folder(out: Path) -> bool:
+    """Whether ``out`` only holds what a build that kept nothing wrote (so it may be replaced without --overwrite)."""
+    return out.is_dir() and {p.name for p in out.iterdir()} <= {REJECTED_NAME, REPORT_NAME}
+
+
+def _write_report(folder: Path, report) -> Path:
+    path = folder / REPORT_NAME
+    path.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
 
 
 def _build(args: argparse.Namespace) -> int:
     from synartifact.data.hub import save_hub_folder, write_rejected
-    from synartifact.data.importers import build_dataset
+    from synartifact.data.importers import build_dataset, load_label_map
+    from synartifact.data.schema import DatasetValidationError
 
     if args.images is None and args.format != "synartifact":
         raise ValueError(f"--images is required for --format {args.format}")
-    dsdict, rejected = build_dataset(
-        args.format,
-        args.annotations,
-        args.images,
-        seed=args.seed,
-        test_size=args.test_size,
-        skip_invalid=args.skip_invalid,
+    out = Path(args.out)
+    images = Path(args.images) if args.images is not None else None
+    _check_out(out, images, Path(args.annotations))
+    _remove_leftovers(out)
+    leftover = _failed_build_folder(out)
+    if out.exists() and not args.overwrite and not leftover:
+        raise FileExistsError(f"{out} already exists: choose another --out or pass --overwrite")
+    label_map = load_label_map(args.label_map)
+    try:
+        dsdict, rejected, report = build_dataset(
+            args.format,
+            args.annotations,
+            args.images,
+            seed=args.seed,
+            test_size=args.test_size,
+            skip_invalid=args.skip_invalid,
+            label_map=label_map,
+            annotator=args.annotator,
+            max_pixels=args.max_pixels or None,
+            allow_outside_images=args.allow_outside_images,
+        )
+    except DatasetValidationError as err:
+        if args.skip_invalid and err.rejected is not None:
+            # nothing was valid: the reasons are the only output, and a previous dataset stays as it was
+            folder = out if (not out.exists() or leftover) else out.with_name(f"{out.name}.rejected")
+            folder.mkdir(parents=True, exist_ok=True)
+            path = write_rejected(folder, err.rejected)
+            _write_report(folder, err.report)
+            print(f"Nothing valid to write; the {len(err.rejected)} rejected record(s) are listed in {path}")
+        raise
+    out = save_hub_folder(
+        dsdict,
+        out,
+        overwrite=args.overwrite or leftover,
+        card_context={"rejected": len(rejected), "build_report": report.to_dict()},
     )
-    out = save_hub_folder(dsdict, args.out, overwrite=args.overwrite, card_context={"rejected": len(rejected)})
     if args.skip_invalid:
         path = write_rejected(out, rejected)
         print(f"Skipped {len(rejected)} invalid record(s), listed in {path}")
+    _write_report(out, report)
     print(f"Wrote {out}: " + ", ".join(f"{s} {len(d)}" for s, d in dsdict.items()) + " images")
+    print("Build report (also in " + str(out / REPORT_NAME) + "):\n  " + "\n  ".join(report.lines()))
     return 0
 
 
@@ -138,7 +229,37 @@ def add_cli(subparsers) -> None:
         default=0.2,
         help="test share when the input fixes no test split (eval.txt, JSONL 'split'); default 0.2",
     )
-    b.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    b.add_argument(
+        "--label-map",
+        metavar="FILE_OR_PAIRS",
+        default=None,
+        help='map the export\'s own labels to kinds: a JSON/YAML file {"person": "distorted_components", '
+        '"Car": "ignore"} or \'person=distorted_components,Car=ignore\' (kind: slug, name or index; ignore drops '
+        "the artifact and counts it); looked up before the taxonomy, for every format",
+    )
+    b.add_argument(
+        "--annotator",
+        choices=ANNOTATORS,
+        default="first",
+        help="Label Studio tasks with several annotations: use the first non-cancelled one and count the others "
+        "(default), or merge the regions of all non-cancelled ones",
+    )
+    b.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help=f"an image with more pixels is a record problem, like a decompression bomb (default {DEFAULT_MAX_PIXELS:,}; "
+        "0: no limit besides Pillow's own)",
+    )
+    b.add_argument(
+        "--allow-outside-images",
+        action="store_true",
+        help="read image paths that are absolute or leave --images through '..' (default: a record problem)",
+    )
+    b.add_argument(
+        "--overwrite", action="store_true", help="replace OUT if it exists (OUT must lie outside the inputs)"
+    )
     b.set_defaults(func=_build)
 
     s = sub.add_parser(

@@ -24,6 +24,7 @@ __all__ = [
     "SOURCES",
     "BBOX_TOLERANCE",
     "DatasetValidationError",
+    "bbox_to_unit",
     "Problem",
     "get_features",
     "normalize_bbox",
@@ -37,6 +38,8 @@ SOURCES: tuple[str, ...] = ("annotated", "synthetic")
 BBOX_TOLERANCE = 0.01
 # A box narrower or lower than this (normalized) is degenerate: a line or a point marks nothing.
 MIN_BOX_SIDE = 1e-3
+# A DatasetValidationError message lists this many problems; a whole COCO file's worth would bury the first ones.
+MAX_LISTED_PROBLEMS = 50
 
 
 def get_features():
@@ -85,12 +88,31 @@ class Problem:
 
 
 class DatasetValidationError(ValueError):
-    """Every problem found in an input, collected and reported at once (not only the first)."""
+    """Every problem found in an input, collected and reported at once (not only the first).
 
-    def __init__(self, problems: Sequence[Problem | str], context: str = "The input"):
+    The message lists at most :data:`MAX_LISTED_PROBLEMS` of them; ``problems`` holds all. ``rejected`` and
+    ``report`` carry what a build had found when it stopped (the rejected records and its build report), so that a
+    caller can still write ``rejected.jsonl``.
+    """
+
+    def __init__(
+        self,
+        problems: Sequence[Problem | str],
+        context: str = "The input",
+        *,
+        hint: str | None = None,
+        rejected: list[dict[str, Any]] | None = None,
+        report: Any = None,
+    ):
         self.problems = list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        hint = "Fix these records, or pass --skip-invalid (skip_invalid=True) to keep the valid ones and list the rest in rejected.jsonl."
+        self.rejected = rejected
+        self.report = report
+        shown = self.problems[:MAX_LISTED_PROBLEMS]
+        lines = "\n".join(f"  - {p}" for p in shown)
+        if len(self.problems) > len(shown):
+            lines += f"\n  ... and {len(self.problems) - len(shown)} more (all listed in rejected.jsonl with --skip-invalid)"
+        if hint is None:
+            hint = "Fix these records, or pass --skip-invalid (skip_invalid=True) to keep the valid ones and list the rest in rejected.jsonl."
         super().__init__(f"{context} has {len(self.problems)} problem(s):\n{lines}\n{hint}")
 
 
@@ -123,20 +145,13 @@ def _as_four_numbers(box: Any) -> list[float]:
     return out
 
 
-def normalize_bbox(
-    box: Sequence[float],
-    width: int,
-    height: int,
-    *,
-    fmt: str = "xyxy",
-    units: str = "pixels",
-    tolerance: float = BBOX_TOLERANCE,
+def bbox_to_unit(
+    box: Sequence[float], width: int, height: int, *, fmt: str = "xyxy", units: str = "pixels"
 ) -> list[float]:
-    """Convert a box to normalized ``[x_min, y_min, x_max, y_max]`` in [0, 1].
+    """A box as ``[x_min, y_min, x_max, y_max]`` relative to the image, corners sorted but *not* clipped to [0, 1].
 
-    ``fmt`` is ``"xyxy"`` (two opposite corners, in any order) or ``"xywh"`` (a corner and a size, COCO style);
-    ``units`` is ``"pixels"``, ``"normalized"`` or ``"percent"`` (Label Studio). A box that overshoots the image by
-    at most ``tolerance`` of a side is clipped; one further outside, or one with no area, raises ``ValueError``.
+    ``fmt`` and ``units`` as in :func:`normalize_bbox`; a malformed box raises ``ValueError``. Importers compare it
+    with :func:`normalize_bbox`'s result to count clipped boxes.
     """
     x0, y0, a, b = _as_four_numbers(box)
     if fmt == "xywh":
@@ -159,10 +174,29 @@ def normalize_bbox(
         raise ValueError(f"bbox units {units!r} are not one of 'pixels', 'normalized', 'percent'")
     x0, x1 = sorted((x0 * sx, x1 * sx))
     y0, y1 = sorted((y0 * sy, y1 * sy))
+    return [x0, y0, x1, y1]
+
+
+def normalize_bbox(
+    box: Sequence[float],
+    width: int,
+    height: int,
+    *,
+    fmt: str = "xyxy",
+    units: str = "pixels",
+    tolerance: float = BBOX_TOLERANCE,
+) -> list[float]:
+    """Convert a box to normalized ``[x_min, y_min, x_max, y_max]`` in [0, 1].
+
+    ``fmt`` is ``"xyxy"`` (two opposite corners, in any order) or ``"xywh"`` (a corner and a size, COCO style);
+    ``units`` is ``"pixels"``, ``"normalized"`` or ``"percent"`` (Label Studio). A box that overshoots the image by
+    at most ``tolerance`` of a side is clipped; one further outside, or one with no area, raises ``ValueError``.
+    """
+    x0, y0, x1, y1 = bbox_to_unit(box, width, height, fmt=fmt, units=units)
     if x0 < -tolerance or y0 < -tolerance or x1 > 1 + tolerance or y1 > 1 + tolerance:
         raise ValueError(
-            f"bbox {list(box)} ({units}, {fmt}) lies outside the {width}x{height} image; "
-            "valid boxes lie within the image (0 <= x <= width, 0 <= y <= height)"
+            f"bbox {list(box)} ({units}, {fmt}) lies outside the {width}x{height} image by more than "
+            f"{tolerance:.0%} of a side; valid boxes lie within the image (0 <= x <= width, 0 <= y <= height)"
         )
     x0, y0, x1, y1 = (min(max(v, 0.0), 1.0) for v in (x0, y0, x1, y1))
     if x1 - x0 < MIN_BOX_SIDE or y1 - y0 < MIN_BOX_SIDE:

@@ -32,6 +32,7 @@ __all__ = [
     "GENERATOR_NAME",
     "SOURCE_PHOTOS",
     "synthesize_example",
+    "inject_artifact",
     "iter_synthesized",
     "synthesize_dataset",
 ]
@@ -548,7 +549,11 @@ assert set(_OPS) == set(SYNTH_KINDS)
 _DETAIL_KINDS = ("localized_blur", "omitted_components", "distorted_components", "duplicated_components")
 
 
-def _sample_box(rng, kind: str, size: int, boxes, img: np.ndarray | None = None) -> tuple[int, int, int, int] | None:
+def _sample_box(
+    rng, kind: str, size: int | tuple[int, int], boxes, img: np.ndarray | None = None
+) -> tuple[int, int, int, int] | None:
+    """A box in pixels for ``kind`` on a square image of side ``size`` (or ``(width, height)``), clear of ``boxes``."""
+    width, height = (size, size) if isinstance(size, (int, np.integer)) else size
     wanted = 6 if (kind in _DETAIL_KINDS and img is not None) else 1
     found: list[tuple[int, int, int, int]] = []
     for _ in range(30):
@@ -556,8 +561,8 @@ def _sample_box(rng, kind: str, size: int, boxes, img: np.ndarray | None = None)
             fw, fh = rng.uniform(0.35, 0.6), rng.uniform(0.2, 0.33)
         else:
             fw, fh = rng.uniform(0.25, 0.5), rng.uniform(0.25, 0.5)
-        bw, bh = max(4, int(fw * size)), max(4, int(fh * size))
-        x0, y0 = int(rng.integers(0, size - bw + 1)), int(rng.integers(0, size - bh + 1))
+        bw, bh = min(width, max(4, int(fw * width))), min(height, max(4, int(fh * height)))
+        x0, y0 = int(rng.integers(0, width - bw + 1)), int(rng.integers(0, height - bh + 1))
         box = (x0, y0, x0 + bw, y0 + bh)
         if not any(_overlaps(box, b) for b in boxes):
             found.append(box)
@@ -565,7 +570,7 @@ def _sample_box(rng, kind: str, size: int, boxes, img: np.ndarray | None = None)
                 break
     if len(found) <= 1:
         return found[0] if found else None
-    step = max(1, size // 64)
+    step = max(1, max(width, height) // 64)
     grey = img[::step, ::step].astype(np.float32).mean(axis=-1)
 
     def detail(b):
@@ -577,6 +582,12 @@ def _sample_box(rng, kind: str, size: int, boxes, img: np.ndarray | None = None)
         )
 
     return max(found, key=detail)
+
+
+def _caption(kind: str, box, width: int, height: int, words: dict, rng) -> str:
+    templates = _CAPTIONS[kind]
+    caption = templates[int(rng.integers(len(templates)))].format(where=_where(box, width, height), **words)
+    return caption[0].upper() + caption[1:]
 
 
 # --------------------------------------------------------------------------- public API
@@ -625,9 +636,7 @@ def synthesize_example(
             if words is None:
                 continue
             boxes.append(box)
-            templates = _CAPTIONS[kind]
-            caption = templates[int(rng.integers(len(templates)))].format(where=_where(box, size, size), **words)
-            caption = caption[0].upper() + caption[1:]
+            caption = _caption(kind, box, size, size, words, rng)
             artifacts.append(
                 {
                     "label": get_kind(kind).index,
@@ -649,6 +658,41 @@ def synthesize_example(
     if return_arrays:
         return row, clean, img
     return row
+
+
+def inject_artifact(
+    image: Image.Image,
+    kind: str,
+    rng: np.random.Generator | int | None = None,
+    box: tuple[int, int, int, int] | None = None,
+    attempts: int = 10,
+) -> tuple[Image.Image, tuple[int, int, int, int], str] | None:
+    """One artifact of ``kind`` injected into a copy of ``image``: ``(new image, box, caption)``, or ``None``.
+
+    For pairs of the same photo with and without an artifact (e.g. to check that a reward prefers the clean one):
+    the result has the image's size, and pixels change only inside ``box`` (pixels ``(x0, y0, x1, y1)``, end
+    exclusive; drawn as :func:`synthesize_example` draws them when not given). ``rng`` is a numpy ``Generator`` or
+    a seed. ``None`` when the kind cannot apply (``omitted_components`` or ``duplicated_components`` on a flat
+    area) in ``attempts`` boxes, or in the one given.
+    """
+    if kind not in _OPS:
+        raise ValueError(f"cannot inject {kind!r}: the synthesizable kinds are {', '.join(SYNTH_KINDS)}")
+    rng = np.random.default_rng(rng)
+    clean = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    height, width = clean.shape[:2]
+    if box is not None:
+        box = tuple(int(v) for v in box)
+        if not (0 <= box[0] < box[2] <= width and 0 <= box[1] < box[3] <= height):
+            raise ValueError(f"box {box} is not inside the {width}x{height} image: need 0 <= x0 < x1 <= width, etc.")
+    for _ in range(1 if box is not None else max(1, int(attempts))):
+        chosen = box if box is not None else _sample_box(rng, kind, (width, height), [], clean)
+        if chosen is None:
+            continue
+        img = clean.copy()
+        words = _OPS[kind](img, chosen, [], rng)
+        if words is not None:
+            return Image.fromarray(img, "RGB"), chosen, _caption(kind, chosen, width, height, words, rng)
+    return None
 
 
 def _png(image: Image.Image) -> bytes:
