@@ -826,3 +826,40 @@ def test_leftover_tmp_folders_removed_and_output_follows_umask(tmp_path, caplog)
     assert sorted(p.name for p in tmp_path.iterdir() if ".tmp-" in p.name) == ["other.tmp-abcd1234", "out.tmp-mine"]
     assert "out.tmp-ab_c1234, left over by an interrupted build" in caplog.text
     assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o755
+
+
+def test_dataset_card_shows_the_import_report(tmp_path):
+    imgs = tmp_path / "imgs"
+    _img(imgs / "one.png", (200, 100))
+    regions = [
+        _ls_rect("over", 10, 80, 20, 21.6, "blur"),  # clipped
+        _ls_rect("rot", 10, 10, 20, 10, "Abnormal Texture", rotation=90),
+        _ls_region("poly", "polygonlabels", {"points": [[10, 10], [30, 5], [20, 40]], "polygonlabels": ["blur"]}),
+        _ls_rect("car", 50, 50, 10, 10, "Car"),  # dropped by the label map
+        _ls_region("kp", "keypointlabels", {"x": 5, "y": 5, "width": 0.5, "keypointlabels": ["blur"]}),
+    ]
+    second = [_ls_rect("r2", 50, 50, 10, 10, "blur")]
+    ann = _ls_export(tmp_path / "export.json", [("one.png", [regions, second]), ("missing.png", [[]])])
+    out = tmp_path / "out"
+    argv = ["dataset", "build", "--format", "labelstudio", "--annotations", str(ann), "--images", str(imgs)]
+    assert main(argv + ["--out", str(out), "--skip-invalid", "--label-map", "Car=ignore"]) == 0
+    card = (out / "README.md").read_text()
+    section = card.split("## Import report", 1)[1].split("## Citation", 1)[0]
+    for row in (
+        "| records read | 2 |",
+        "| records kept | 1 |",
+        "| records rejected (listed in `rejected.jsonl`, kept out of the upload) | 1 |",
+        "| boxes clipped to the image | 1 |",
+        "| rotated boxes replaced by their axis-aligned bounding box | 1 |",
+        "| polygons replaced by their bounding box | 1 |",
+        "| annotations skipped (one annotation per task was used) | 1 |",
+        "| dropped: keypointlabels results (not a box, polygon or mask) | 1 |",
+        "| artifacts labelled `Car` dropped by the label map (`ignore`) | 1 |",
+    ):
+        assert row in section.splitlines(), f"{row!r} not in the card's import report:\n{section}"
+    assert "brush masks" not in section and "cancelled" not in section  # zero counts are left out
+
+    from synartifact.data.hub import save_hub_folder
+
+    plain = save_hub_folder(load_artifact_dataset(out), tmp_path / "plain")
+    assert "## Import report" not in (plain / "README.md").read_text()  # only builds from annotations have one

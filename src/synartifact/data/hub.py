@@ -140,7 +140,8 @@ def save_hub_folder(
     """Write ``dsdict`` as a Hub dataset repository folder (card, plot, parquet shards); returns the folder.
 
     Written to ``<out>.tmp-*`` and renamed when complete; an existing ``out`` is replaced only with ``overwrite``.
-    ``card_context`` adds Jinja variables to the card (``title``, ``description``, ``rejected`` ...).
+    ``card_context`` adds Jinja variables to the card (``title``, ``description``, ``rejected``, ``build_report``: a
+    :meth:`~synartifact.data.importers.BuildReport.to_dict`, shown as the card's import report ...).
     """
     from synartifact.cards import render_dataset_card
     from synartifact.data.synth import SYNTH_KINDS, UNSYNTHESIZABLE_KINDS
