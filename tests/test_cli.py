@@ -7,7 +7,7 @@ import pytest
 
 from synartifact import cli
 
-SUBCOMMANDS = ["dataset", "tiny", "sft", "evaluate", "ddpo", "evaluate-generator", "demo"]
+SUBCOMMANDS = ["dataset", "tiny", "sft", "evaluate", "ddpo", "evaluate-generator", "reward-check", "repair", "demo"]
 
 
 def test_top_level_help_lists_every_stage(capsys):

@@ -130,13 +130,13 @@ def test_ddpo_resumes_from_checkpoint(trained):
     from synartifact.ddpo import cli_main
 
     out, args = trained
+    args = list(args)
     checkpoint = out / "checkpoints" / "checkpoint_0" / "pytorch_lora_weights.safetensors"
     assert checkpoint.is_file()  # TRL saves after epoch 1 (never after epoch 0) as checkpoint_0
     with pytest.raises(FileExistsError, match="finished run"):
         cli_main(args)
     resume = ["--resume_from", str(out / "checkpoints")]
-    # checkpoint_0 -> first epoch 1; with num_epochs 1 nothing trains: the saved LoRA must be the checkpoint's
-    args[args.index("--num_epochs") + 1] = "1"
+    # checkpoint_0 ended epoch 1 -> first epoch 2; with num_epochs 2 nothing trains: the saved LoRA is the checkpoint's
     assert cli_main(args + resume) == 0
     saved, expected = load_file(out / "pytorch_lora_weights.safetensors"), load_file(checkpoint)
     assert saved.keys() == expected.keys()
@@ -144,9 +144,118 @@ def test_ddpo_resumes_from_checkpoint(trained):
     args[args.index("--num_epochs") + 1] = "3"
     assert cli_main(args + resume) == 0
     epochs = [json.loads(line)["epoch"] for line in (out / "reward_log.jsonl").read_text().splitlines()]
-    assert epochs == [0, 1, 1, 2]
+    assert epochs == [0, 1, 2]  # epoch 1 is not trained twice
     continued = load_file(out / "pytorch_lora_weights.safetensors")
     assert any(not torch.equal(continued[k], expected[k]) for k in expected), "training after resume moves the LoRA"
+
+
+LORA = "pytorch_lora_weights.safetensors"
+
+
+def _three_epoch_args(sd: Path, vlm: Path, out: Path) -> list[str]:
+    # 3 epochs with save_freq 1: checkpoints after epochs 1 and 2, and an epoch to train after the first one
+    args = ["--config", str(RECIPE), "--pretrained_model", str(sd), "--classifier", str(vlm), "--output_dir", str(out)]
+    return args + ["--num_epochs", "3", "--save_freq", "1", *FAST]
+
+
+@pytest.fixture(scope="module")
+def three_epochs(tiny_models, tmp_path_factory):
+    """An uninterrupted 3-epoch run: what a resumed run must reproduce."""
+    from synartifact.ddpo import cli_main
+
+    out = tmp_path_factory.mktemp("ddpo-whole") / "out"
+    assert cli_main(_three_epoch_args(*tiny_models, out)) == 0
+    return out
+
+
+def _losses(out: Path) -> dict[int, float]:
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    return {row["step"]: row["loss"] for row in rows if "loss" in row}
+
+
+def _rewards(out: Path) -> dict[int, float]:
+    rows = [json.loads(line) for line in (out / "reward_log.jsonl").read_text().splitlines()]
+    assert len({row["epoch"] for row in rows}) == len(rows), "an epoch logged twice"
+    return {row["epoch"]: row["reward_mean"] for row in rows}
+
+
+def _assert_same_run(out: Path, whole: Path, from_epoch: int, from_step: int) -> None:
+    """The run in ``out`` (resumed) logged what the uninterrupted one did, from an epoch and a step on."""
+    from safetensors.torch import load_file
+
+    losses, expected = _losses(out), _losses(whole)
+    assert sorted(losses) == sorted(expected)
+    assert [s for s in expected if s >= from_step], "no step to compare after the checkpoint"
+    for step in sorted(expected):
+        assert losses[step] == pytest.approx(expected[step], rel=1e-4, abs=1e-7), (step, losses, expected)
+    rewards, expected_rewards = _rewards(out), _rewards(whole)
+    assert sorted(rewards) == [0, 1, 2] and from_epoch <= 2
+    for epoch in range(from_epoch, 3):
+        assert rewards[epoch] == pytest.approx(expected_rewards[epoch], rel=1e-4), (epoch, rewards, expected_rewards)
+    lora, expected_lora = load_file(out / LORA), load_file(whole / LORA)
+    assert lora.keys() == expected_lora.keys()
+    for key, value in expected_lora.items():
+        torch.testing.assert_close(lora[key], value, rtol=1e-4, atol=1e-6)
+
+
+def test_killed_ddpo_run_resumes_where_its_last_checkpoint_left_off(tiny_models, three_epochs, tmp_path):
+    """SIGKILL a real run after its first checkpoint and rerun it into the same folder: it goes on from the epoch
+    after the checkpoint's, with its weights, optimizer, prompts and random state, as if never stopped."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from synartifact.ddpo import _last_complete_checkpoint, cli_main
+
+    out = tmp_path / "killed"
+    args = _three_epoch_args(*tiny_models, out)
+    log = tmp_path / "killed.log"
+    with open(log, "w") as fh:
+        process = subprocess.Popen([sys.executable, "-m", "synartifact.ddpo", *args], cwd=REPO, stdout=fh, stderr=fh)
+    try:
+        deadline = time.monotonic() + 300
+        while _last_complete_checkpoint(out / "checkpoints", use_lora=True) is None:
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert not (out / LORA).exists(), "the run finished before it was killed"
+    checkpoint = _last_complete_checkpoint(out / "checkpoints", use_lora=True)
+    progress = torch.load(checkpoint / "custom_checkpoint_0.pkl", weights_only=False)
+    assert progress["epoch"] >= 1 and progress["global_step"] > 0
+
+    assert cli_main(args) == 0  # the same command again: resumes from the last complete checkpoint
+    _assert_same_run(out, three_epochs, progress["epoch"] + 1, progress["global_step"])
+
+
+def test_ddpo_skips_a_truncated_checkpoint(tiny_models, three_epochs, tmp_path, caplog):
+    import logging
+    import shutil
+
+    from synartifact.ddpo import cli_main
+
+    out = tmp_path / "run"
+    shutil.copytree(three_epochs, out)
+    (out / LORA).unlink()  # an unfinished run, killed while writing its second checkpoint
+    weights = out / "checkpoints" / "checkpoint_1" / LORA
+    weights.write_bytes(weights.read_bytes()[:-100])
+    args = _three_epoch_args(*tiny_models, out)
+
+    with pytest.raises(ValueError, match=f"{LORA} is truncated"):
+        cli_main([*args, "--resume_from", str(weights.parent)])
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="synartifact.ddpo")
+    assert cli_main(args) == 0
+    assert any("checkpoint_1" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records), caplog.text
+    assert "checkpoint_0: epoch 2" in caplog.text  # resumed from the complete one, after the epoch it ended
+    progress = torch.load(out / "checkpoints" / "checkpoint_2" / "custom_checkpoint_0.pkl", weights_only=False)
+    assert progress["epoch"] == 2  # the next checkpoint is numbered after the incomplete one
+    _assert_same_run(out, three_epochs, 2, 0)
 
 
 def test_evaluate_generator_writes_report(trained, tiny_models, tmp_path):
@@ -359,3 +468,81 @@ def test_ddpo_under_torchrun_two_processes(tiny_models, tmp_path):
     pipe = StableDiffusionPipeline.from_pretrained(sd)
     pipe.load_lora_weights(str(out), weight_name="pytorch_lora_weights.safetensors")
     assert np.isfinite(_sample(pipe)).all()
+
+
+def test_evaluate_generator_with_an_independent_judge(trained, tiny_models, tmp_path, monkeypatch):
+    import shutil
+
+    from synartifact.cli import main
+    from synartifact.generator import evaluation
+    from synartifact.reward import ArtifactReward
+    from synartifact.taxonomy import SLUGS
+
+    out, _ = trained
+    sd, vlm = tiny_models
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a cat on a sofa\na red car\n")
+    target = tmp_path / "judged"
+    args = ["evaluate-generator", "--base", str(sd), "--lora", str(out), "--classifier", str(vlm), "--judge", str(vlm)]
+    args += ["--prompts", str(prompts), "--seeds", "0", "1", "--num-inference-steps", "2", "--out", str(target)]
+    assert main([*args, "--reward-soft", "--reward-constrained"]) == 0
+    metrics = json.loads((target / "metrics.json").read_text())
+    judge = metrics["judge"]
+    assert judge["config"]["mode"] == "generate" and judge["config"]["soft"] is False
+    assert judge["config"]["independent"] is False  # the same folder as the reward: flagged, not trusted
+    assert metrics["config"]["judge"] == str(vlm) and metrics["config"]["judge_mode"] == "generate"
+    for side in (metrics, judge):
+        for part in ("base", "refined"):
+            stats = side[part]
+            assert stats["num_images"] == 4 and len(stats["per_seed_mean"]) == 2
+            assert set(stats["per_kind_rate"]) == set(SLUGS)
+            # an image with an artifact has at least one kind, and one kind's images all have an artifact
+            assert (
+                max(stats["per_kind_rate"].values()) <= stats["artifact_rate"] <= sum(stats["per_kind_rate"].values())
+            )
+        assert side["delta"]["artifact_rate"] == pytest.approx(
+            side["refined"]["artifact_rate"] - side["base"]["artifact_rate"]
+        )
+        assert side["delta"]["mean_reward"] == pytest.approx(
+            side["refined"]["mean_reward"] - side["base"]["mean_reward"]
+        )
+    assert metrics["reward_gain_in_spread"] == metrics["delta"]["gain_over_spread"]
+    assert metrics["judge_gain_in_spread"] == judge["delta"]["gain_over_spread"]
+    report = (target / "report.md").read_text()
+    assert "Training reward vs independent judge" in report and "not independent" in report
+    assert (target / "before_after.png").is_file()
+
+    # generate once, score twice: the judge sees the very images the reward saw
+    calls = []
+    sample = evaluation.sample_images
+    monkeypatch.setattr(evaluation, "sample_images", lambda *a, **k: calls.append(1) or sample(*a, **k))
+    settings = {"mode": "score", "soft": False, "constrained": True}
+    other = shutil.copytree(vlm, tmp_path / "another-classifier")  # same weights, but told apart by its folder
+    metrics = evaluation.evaluate_generator(
+        base=str(sd),
+        lora=str(out),
+        classifier=ArtifactReward(vlm, **settings),
+        judge=ArtifactReward(other, **settings),
+        prompts=["a cat on a sofa", "a red car"],
+        seeds=[0, 1],
+        num_inference_steps=2,
+        out=tmp_path / "same-judge",
+    )
+    assert len(calls) == 2 * 2  # base and refined, two seeds each
+    assert metrics["judge"]["config"]["independent"] is True
+    for part in ("base", "refined"):
+        assert metrics["judge"][part] == metrics[part]
+        assert metrics[part]["artifact_rate"] == 1.0  # a constrained score-mode reward always names a kind
+        assert sum(metrics[part]["per_kind_rate"].values()) == pytest.approx(1.0)
+    # without a judge both gain keys are still there, the judge's as None; one seed has no spread
+    plain = evaluation.evaluate_generator(
+        base=str(sd),
+        lora=str(out),
+        classifier=ArtifactReward(vlm, **settings),
+        prompts=["a red car"],
+        seeds=[0],
+        num_inference_steps=2,
+        out=tmp_path / "no-judge",
+    )
+    assert "judge" not in plain and plain["judge_gain_in_spread"] is None and plain["reward_gain_in_spread"] is None
+    assert plain["config"]["judge"] is None and plain["refined"]["artifact_rate"] == 1.0

@@ -102,3 +102,31 @@ def test_default_recipes_ship_with_the_package():
         assert recipe.is_file() and demo.Path(demo.__file__).parent in recipe.parents
     repo_recipe = demo.Path(__file__).resolve().parents[1] / "recipes/tiny/sft/config_cpu.yaml"
     assert repo_recipe.resolve() == settings.sft_recipe.resolve()
+
+
+def test_the_repair_stages_on_tiny_inputs(tmp_path, tiny_sd, tiny_dataset, tiny_vlm):
+    """The inpainter and repair stages, run as the demo runs them on tiny folders, and the report's section."""
+    import shutil
+
+    settings = demo.DemoSettings(
+        out=tmp_path, inpaint_steps=2, repair_images=3, repair_rounds=1, repair_inference_steps=1
+    )
+    shutil.copytree(tiny_dataset, tmp_path / "dataset")
+    shutil.copytree(tiny_sd, tmp_path / "tiny-sd")
+    shutil.copytree(tiny_vlm, tmp_path / "classifier")
+    (tmp_path / "classifier" / "synartifact_config.json").write_text('{"max_new_tokens": 4}')
+    stages = {stage.name: stage for stage in demo.STAGES}
+    stages["tiny-sd-inpaint"].run(settings, tmp_path / "tiny-sd-inpaint")
+    assert json.loads((tmp_path / "tiny-sd-inpaint" / "model_index.json").read_text())["_class_name"] == (
+        "StableDiffusionInpaintPipeline"
+    )
+    stages["repair"].run(settings, tmp_path / "repair")
+    metrics = json.loads((tmp_path / "repair" / "metrics.json").read_text())
+    assert metrics["num_images"] >= 1 and metrics["worse"] == 0 and metrics["outside_mask_unchanged"] is True
+    for key in ("artifact_rate_before", "artifact_rate_after", "mean_reward_before", "mean_reward_after", "improved"):
+        assert key in metrics, key
+    assert (tmp_path / "repair" / "before_after.png").is_file()
+    lines = (tmp_path / "repair" / "repair.jsonl").read_text().splitlines()
+    assert len(lines) == metrics["num_images"]
+    report = demo.write_report(settings, tmp_path).read_text()
+    assert "## Repair" in report and "made worse 0.000" in report and "**yes**" in report

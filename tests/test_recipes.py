@@ -14,7 +14,16 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted(p for p in (REPO / "recipes").rglob("*.yaml") if "accelerate_configs" not in p.parts)
 
 # The fields through which a recipe reads a model, a dataset or prompts.
-CONSUMED = ("model_name_or_path", "dataset_name", "pretrained_model", "classifier", "prompts", "eval_results")
+CONSUMED = (
+    "model_name_or_path",
+    "dataset_name",
+    "pretrained_model",
+    "classifier",
+    "prompts",
+    "eval_results",
+    "inpainter",
+    "images",
+)
 
 # What `synartifact demo` (`make demo`) writes with its default --out: one folder per stage.
 DEMO_OUTPUTS = {
@@ -25,6 +34,8 @@ DEMO_OUTPUTS = {
     "outputs/demo/tiny-sd",
     "outputs/demo/generator",
     "outputs/demo/generator-eval",
+    "outputs/demo/tiny-sd-inpaint",
+    "outputs/demo/repair",
 }
 
 # Folders that a command writes, each named in recipes/README.md with that command.

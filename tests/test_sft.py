@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,15 +27,20 @@ UNUSED_BY_DESIGN = ("post_layernorm",)
 
 
 class Recorder(sft.SFTTrainer):
-    """SFTTrainer that keeps the trainable parameters as they were before training and counts the steps it ran."""
+    """SFTTrainer that keeps the trainable parameters as they were before training (and as training began, after
+    any resume) and counts the steps it ran."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.initial = {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+        self.at_train_begin = {}
         self.steps_run = 0
         recorder = self
 
         class Count(TrainerCallback):
+            def on_train_begin(self, args, state, control, model=None, **kw):
+                recorder.at_train_begin = {n: p.detach().clone() for n, p in model.named_parameters()}
+
             def on_step_end(self, args, state, control, **kw):
                 recorder.steps_run += 1
 
@@ -171,9 +178,142 @@ def test_resume_from_checkpoint(monkeypatch, tmp_path, tiny_dataset, tiny_vlm_sm
     ]
     first = run_sft(monkeypatch, *common)
     assert first.steps_run == 2 and (out / "checkpoint-2").is_dir()
-    second = run_sft(monkeypatch, *common, "--max_steps", "3")  # the last checkpoint is found and resumed
+    with pytest.raises(FileExistsError, match="resume_from_checkpoint true"):
+        run_sft(monkeypatch, *common, "--max_steps", "3")  # a finished run is continued only when asked
+    second = run_sft(monkeypatch, *common, "--max_steps", "3", "--resume_from_checkpoint", "true")
     assert second.steps_run == 1 and second.state.global_step == 3
     assert [e["step"] for e in second.state.log_history if "loss" in e] == [1, 2, 3]
+    third = run_sft(monkeypatch, *common, "--max_steps", "3", "--resume_from_checkpoint", str(out / "checkpoint-1"))
+    assert third.steps_run == 2 and third.state.global_step == 3
+    assert_same_weights(third.at_train_begin, out / "checkpoint-1")
+
+
+def checkpoint_weights(checkpoint: Path) -> dict:
+    """The trainable weights a checkpoint holds, by the names the training model gives them."""
+    from safetensors.torch import load_file
+
+    if (checkpoint / "adapter_model.safetensors").is_file():  # PEFT names without the adapter's name
+        saved = load_file(checkpoint / "adapter_model.safetensors")
+        return {k.replace(".weight", ".default.weight"): v for k, v in saved.items()}
+    # from_pretrained converts the saved (older) names on its own: an independent reading of the checkpoint
+    return dict(AutoModelForImageTextToText.from_pretrained(checkpoint).named_parameters())
+
+
+def assert_same_weights(params: dict, checkpoint: Path) -> None:
+    expected = checkpoint_weights(checkpoint)
+    assert expected and set(expected) <= set(params), sorted(set(expected) - set(params))[:3]
+    for name, value in expected.items():
+        assert torch.equal(params[name], value.detach()), f"{name} differs from {checkpoint.name}"
+
+
+def losses(log_history: list[dict]) -> dict[int, float]:
+    return {entry["step"]: entry["loss"] for entry in log_history if "loss" in entry}
+
+
+@pytest.mark.parametrize("peft", [False, True], ids=["full", "lora"])
+def test_resume_restores_the_weights_and_skips_a_truncated_checkpoint(
+    monkeypatch, tmp_path, tiny_dataset, tiny_vlm_small, caplog, peft
+):
+    out = tmp_path / "run"
+    common = ["--dataset_name", str(tiny_dataset), "--model_name_or_path", str(tiny_vlm_small)]
+    common += ["--output_dir", str(out), "--save_strategy", "steps", "--save_steps", "2", "--max_steps", "4"]
+    common += ["--use_peft", "true", "--lora_r", "4"] if peft else []
+    uninterrupted = run_sft(monkeypatch, *common)
+    weights = out / "checkpoint-4" / ("adapter_model.safetensors" if peft else "model.safetensors")
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a kill while saving
+
+    with pytest.raises(ValueError, match=f"{weights.name} is truncated"):
+        run_sft(monkeypatch, *common, "--resume_from_checkpoint", str(weights.parent))
+    caplog.clear()
+    resumed = run_sft(monkeypatch, *common, "--resume_from_checkpoint", "true")
+    assert any("checkpoint-4" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records), caplog.text
+    assert resumed.steps_run == 2 and resumed.state.global_step == 4
+    assert_same_weights(resumed.at_train_begin, out / "checkpoint-2")
+    before, after = losses(uninterrupted.state.log_history), losses(resumed.state.log_history)
+    assert sorted(after) == [1, 2, 3, 4]
+    for step in (3, 4):
+        assert after[step] == pytest.approx(before[step], rel=1e-4), (step, before, after)
+
+
+def _sft_command(out: Path, tiny_dataset: Path, model: Path, *flags: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "synartifact.sft",
+        "--config",
+        "recipes/tiny/sft/config_cpu.yaml",
+        "--dataset_name",
+        str(tiny_dataset),
+        "--model_name_or_path",
+        str(model),
+        "--output_dir",
+        str(out),
+        "--per_device_train_batch_size",
+        "2",
+        "--logging_steps",
+        "1",
+        "--warmup_ratio",
+        "0",
+        "--report_to",
+        "none",
+        *flags,
+    ]
+
+
+def test_a_killed_run_resumes_where_its_last_checkpoint_left_off(monkeypatch, tmp_path, tiny_dataset, tiny_vlm_small):
+    """SIGKILL a real run after its first checkpoint, rerun it into the same folder: the rest of the loss curve is
+    the uninterrupted run's, not that of an untrained model."""
+    flags = ["--max_steps", "6", "--save_strategy", "steps", "--save_steps", "2"]
+    out = tmp_path / "killed"
+    log = tmp_path / "killed.log"
+    with open(log, "w") as fh:  # a file, not a pipe: a full pipe would stall the run before its checkpoint
+        process = subprocess.Popen(
+            _sft_command(out, tiny_dataset, tiny_vlm_small, *flags), cwd=REPO, env=_env(), stdout=fh, stderr=fh
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while sft.last_complete_checkpoint(out) is None:
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert not (out / "sft_run.json").exists(), "the run finished before it was killed"
+    resumed_from = int(Path(sft.last_complete_checkpoint(out)).name.split("-")[1])
+    assert resumed_from < 6
+
+    rerun = subprocess.run(
+        _sft_command(out, tiny_dataset, tiny_vlm_small, *flags),
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "missing keys" not in rerun.stdout + rerun.stderr
+    after = losses(json.loads((out / "trainer_state.json").read_text())["log_history"])
+    assert sorted(after) == [1, 2, 3, 4, 5, 6]
+
+    common = ["--dataset_name", str(tiny_dataset), "--model_name_or_path", str(tiny_vlm_small), *flags]
+    expected = losses(run_sft(monkeypatch, *common, "--output_dir", str(tmp_path / "whole")).state.log_history)
+    for step in range(resumed_from + 1, 7):
+        assert after[step] == pytest.approx(expected[step], rel=1e-4), (step, expected, after)
+    # an untrained model (learning rate 0, same data order) would give another loss at the first resumed step
+    first = resumed_from + 1
+    untrained = run_sft(
+        monkeypatch,
+        *common,
+        "--max_steps",
+        str(first),
+        "--learning_rate",
+        "0",
+        "--output_dir",
+        str(tmp_path / "untrained"),
+    )
+    assert abs(losses(untrained.state.log_history)[first] - after[first]) > 1e-3 * abs(after[first])
 
 
 @pytest.mark.parametrize("arch", ["idefics3", "qwen2vl"])

@@ -136,6 +136,73 @@ def test_classify_serves_no_local_files(classify_url):
         assert caught.value.code in (403, 404)
 
 
+def test_repair_api_shows_before_after_and_keeps_the_original_when_the_reward_does_not_rise(classify_client):
+    """The over-fitted classifier answers the same two boxed artifacts for any picture, so no inpainting can raise
+    the reward: both sides show the uploaded image, with the boxes, and the same reward."""
+    before, after, reward_before, reward_after, summary = classify_client.predict(_handle(EXAMPLE), api_name="/repair")
+    for side in (before, after):
+        assert sorted(a["label"] for a in side["annotations"]) == sorted(ANSWER_NAMES)
+    assert reward_before == pytest.approx(1 - 2 / 13, abs=1e-3) and reward_after == reward_before
+    assert "No repair kept" in summary and "2 attempts" in summary
+    with Image.open(_path(before["image"])) as shown_before, Image.open(_path(after["image"])) as shown_after:
+        assert shown_before.size == Image.open(EXAMPLE).size
+        assert np.array_equal(np.asarray(shown_before.convert("RGB")), np.asarray(shown_after.convert("RGB")))
+    assert spaces_utils.inpainter_source().tiny  # no SYNARTIFACT_INPAINTER: the tiny one, built offline
+    assert (Path(spaces_utils.inpainter_source().path) / "model_index.json").is_file()
+
+
+def test_repair_rejects_a_bad_file_with_a_message(classify_client, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 64)
+    with pytest.raises(AppError, match="(?i)not an image"):
+        classify_client.predict(_handle(bad), api_name="/repair")
+
+
+def test_examples_follow_the_kinds_the_classifier_was_trained_on(monkeypatch, tmp_path):
+    folder = tmp_path / "classifier"
+    folder.mkdir()
+    record = {"trained_kinds": ["unrealistic_lighting", "abnormal_texture", "illegible_letters"]}
+    (folder / "sft_run.json").write_text(json.dumps(record))
+    monkeypatch.setenv(spaces_utils.ENV_CLASSIFIER, str(folder))
+    monkeypatch.setenv(spaces_utils.ENV_CACHE, str(tmp_path / "cache"))
+    kinds = spaces_utils.trained_kinds()
+    assert kinds == ["illegible_letters", "unrealistic_lighting", "abnormal_texture"]  # taxonomy order
+    bundled = ROOT / "spaces" / "classify" / "examples"
+    paths = spaces_utils.example_images(bundled, kinds)
+    assert [p.stem.split("_", 1)[1] for p in paths] == kinds
+    assert paths[0].parent == bundled and paths[1].parent == tmp_path / "cache" / "examples"
+    assert Image.open(paths[1]).size == Image.open(paths[0]).size
+    notice = spaces_utils.kinds_notice(kinds)
+    assert "3 of the 13 kinds" in notice and "Unrealistic Lighting" in notice
+    # no record of the kinds: every bundled example, and the page says the kinds are not known
+    (folder / "sft_run.json").write_text("{}")
+    assert spaces_utils.trained_kinds() is None
+    assert len(spaces_utils.example_images(bundled, None)) == len(spaces_utils.EXAMPLE_SPECS)
+    assert "does not list" in spaces_utils.kinds_notice(None)
+
+
+def test_the_bundled_examples_cover_the_demo_classifiers_kinds():
+    from synartifact.demo import DemoSettings
+
+    bundled = {kind for kind, _ in spaces_utils.EXAMPLE_SPECS}
+    assert set(DemoSettings(out=Path("x")).kinds) <= bundled
+    for path in spaces_utils.write_examples(ROOT / "spaces" / "classify" / "examples"):
+        assert path.is_file()
+
+
+def test_inpainter_source_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(spaces_utils.ENV_CACHE, str(tmp_path))
+    monkeypatch.delenv(spaces_utils.ENV_INPAINTER, raising=False)
+    source = spaces_utils.inpainter_source()
+    assert source.tiny and Path(source.path).parent == tmp_path
+    assert "untrained tiny inpainter" in spaces_utils.inpainter_notice(source)
+    monkeypatch.setenv(spaces_utils.ENV_INPAINTER, "org/inpainting")
+    assert spaces_utils.inpainter_source() == spaces_utils.ModelSource("org/inpainting", tiny=False)
+    assert "org/inpainting" in spaces_utils.inpainter_notice(spaces_utils.inpainter_source())
+
+
 # ------------------------------------------------------------------------------------------------------------
 # generate
 # ------------------------------------------------------------------------------------------------------------
@@ -225,6 +292,37 @@ def test_notice_says_when_models_are_untrained():
     real = spaces_utils.ModelSource("org/classifier", tiny=False)
     assert "Untrained demo models" in spaces_utils.demo_notice(real, tiny)
     assert "Untrained" not in spaces_utils.demo_notice(real)
+
+
+def test_notice_names_local_models_by_folder_name_only(tmp_path):
+    folder = tmp_path / "outputs" / "demo" / "classifier"
+    folder.mkdir(parents=True)
+    for source, shown in [
+        (spaces_utils.ModelSource(str(folder), tiny=False), "`classifier`"),
+        (spaces_utils.ModelSource(str(folder) + "/", tiny=False), "`classifier`"),
+        (spaces_utils.ModelSource("outputs/demo/lora", tiny=False), "`lora`"),
+        (spaces_utils.ModelSource("org/classifier", tiny=False), "`org/classifier`"),
+    ]:
+        notice = spaces_utils.demo_notice(source)
+        assert shown in notice, notice
+        assert str(tmp_path) not in notice and "outputs/demo" not in notice
+
+
+def test_classify_page_and_api_show_no_server_path_of_the_model(classify_url, classify_client):
+    folder = os.environ[spaces_utils.ENV_CLASSIFIER]
+    assert os.path.isabs(folder) and Path(folder).is_dir()
+    config = urllib.request.urlopen(f"{classify_url}config", timeout=30).read().decode()
+    page = urllib.request.urlopen(classify_url, timeout=30).read().decode()
+    assert f"`{Path(folder).name}`" in config  # the notice is on the page, naming the folder
+    outputs = classify_client.predict(_handle(EXAMPLE), api_name="/classify")
+    for text in (
+        config,
+        page,
+        json.dumps(outputs, default=str),
+        json.dumps(classify_client.view_api(print_info=False, return_format="dict")),
+    ):
+        for form in (folder, json.dumps(folder)[1:-1], str(Path(folder).parent)):
+            assert form not in text
 
 
 def test_generator_sources_from_the_environment(monkeypatch, tmp_path):

@@ -82,6 +82,22 @@ def test_classify_page_shows_boxes_table_and_reward(page, classify_url):
     assert "Localized Blur | [0.25, 0.10, 0.75, 0.55]" in page.locator("#raw-answer textarea").input_value()
 
 
+def test_classify_page_repairs_and_shows_before_and_after(page, classify_url):
+    page.goto(classify_url)
+    page.wait_for_load_state("networkidle")
+    assert "does not list the kinds" in page.locator("#kinds-notice").inner_text()  # no trained_kinds recorded
+    page.set_input_files("#image-input input[type=file]", str(EXAMPLE))
+    page.locator("#image-input img").first.wait_for()
+    page.get_by_role("button", name="Repair", exact=True).click()
+    for side in ("before", "after"):
+        page.locator(f"#repair-{side} img.mask").nth(1).wait_for()
+        legend = page.locator(f"#repair-{side}").inner_text()
+        assert "Localized Blur" in legend and "Chromatic Irregularity" in legend
+    page.get_by_text("No repair kept").wait_for()
+    assert "0.846" in page.locator("#repair-summary").inner_text()
+    _screenshot(page, "space-classify-repair")
+
+
 def test_classify_page_says_what_is_wrong_with_a_corrupt_file(page, classify_url, tmp_path):
     url = classify_url
     bad = tmp_path / "broken.png"

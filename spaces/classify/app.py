@@ -1,7 +1,8 @@
-"""SynArtifact classify Space: upload an AI-generated image, see which artifacts the VLM classifier finds.
+"""SynArtifact classify Space: upload an AI-generated image, see which artifacts the VLM classifier finds, and
+repair them (inpaint the boxes, keep the result only if the classifier's reward goes up).
 
-The classifier comes from ``SYNARTIFACT_CLASSIFIER`` (a Hub id or a folder); without it a tiny untrained
-model is built offline and the page says so. Run locally with ``python spaces/classify/app.py``
+The classifier comes from ``SYNARTIFACT_CLASSIFIER`` and the inpainter from ``SYNARTIFACT_INPAINTER`` (each a Hub id
+or a folder); without them tiny untrained models are built offline and the page says so. Run locally with ``python spaces/classify/app.py``
 (``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` choose the address). The model loads on the first request,
 once per process.
 """
@@ -20,14 +21,20 @@ from synartifact.spaces_utils import (
     annotations,
     classifier_source,
     demo_notice,
+    example_images,
     gpu,
+    inpainter_notice,
+    inpainter_source,
+    kinds_notice,
     load_image,
+    repair_summary,
     report_summary,
     report_table,
+    trained_kinds,
     user_errors,
     validated_image,
-    write_examples,
 )
+from synartifact.spaces_utils import repair as repair_image
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
@@ -35,7 +42,9 @@ EXAMPLES_DIR = HERE / "examples"
 DESCRIPTION = """# SynArtifact: find artifacts in AI-generated images
 Upload, paste or pick an image. A vision-language model fine-tuned on SynArtifact-style data names the artifacts
 it sees (13 kinds in three groups: object-aware, object-agnostic, lighting), with a box and a caption for each,
-and scores the image (the reward used to refine a generator: higher means fewer artifacts)."""
+and scores the image (the reward used to refine a generator: higher means fewer artifacts). **Repair** inpaints the
+boxes it finds, checks the result again and keeps it only if the reward went up (pixels outside the boxes never
+change)."""
 
 
 @gpu
@@ -57,12 +66,33 @@ def classify(image):
     )
 
 
+@gpu
+def _run_repair(image):
+    return repair_image(image)
+
+
+@user_errors
+def repair(image):
+    """Repair one image: before and after with their boxes, both rewards, and a summary."""
+    image = load_image(image)
+    result = _run_repair(image)
+    return (
+        annotations(result.report_before, result.original),
+        annotations(result.report_after, result.image),
+        round(result.reward_before, 4),
+        round(result.reward_after, 4),
+        repair_summary(result),
+    )
+
+
 def build_demo() -> gr.Blocks:
     """The classify page. Importing the module or calling this loads no model."""
-    examples = write_examples(EXAMPLES_DIR)
+    kinds = trained_kinds()
+    examples = example_images(EXAMPLES_DIR, kinds)
     with gr.Blocks(title="SynArtifact: classify artifacts") as demo:
         gr.Markdown(DESCRIPTION)
         gr.Markdown(demo_notice(classifier_source()), elem_id="model-notice")
+        gr.Markdown(kinds_notice(kinds), elem_id="kinds-notice")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
                 image_in = validated_image(
@@ -72,7 +102,9 @@ def build_demo() -> gr.Blocks:
                     height=360,
                     elem_id="image-input",
                 )
-                button = gr.Button("Find artifacts", variant="primary", elem_id="classify-button")
+                with gr.Row():
+                    button = gr.Button("Find artifacts", variant="primary", elem_id="classify-button")
+                    repair_button = gr.Button("Repair", variant="secondary", elem_id="repair-button")
                 gr.Examples(examples=[[str(p)] for p in examples], inputs=[image_in], label="Examples")
                 gr.Markdown(
                     f"PNG, JPEG or WebP, at most {MAX_FILE_BYTES // (1024 * 1024)} MB and 25 megapixels.",
@@ -97,11 +129,29 @@ def build_demo() -> gr.Blocks:
             raw = gr.Textbox(
                 label="Raw answer", lines=4, max_lines=12, interactive=False, buttons=["copy"], elem_id="raw-answer"
             )
+        with gr.Accordion("Repair: before and after", open=True, elem_id="repair-panel"):
+            gr.Markdown(inpainter_notice(inpainter_source()), elem_id="inpainter-notice")
+            repair_text = gr.Markdown(elem_id="repair-summary")
+            with gr.Row(equal_height=False):
+                with gr.Column():
+                    before = gr.AnnotatedImage(
+                        label="Before", color_map=KIND_COLORS, height=320, elem_id="repair-before"
+                    )
+                    reward_before = gr.Number(label="Reward before", precision=4, interactive=False)
+                with gr.Column():
+                    after = gr.AnnotatedImage(label="After", color_map=KIND_COLORS, height=320, elem_id="repair-after")
+                    reward_after = gr.Number(label="Reward after", precision=4, interactive=False)
         button.click(
             classify,
             inputs=[image_in],
             outputs=[annotated, table, reward, summary, raw],
             api_name="classify",
+        )
+        repair_button.click(
+            repair,
+            inputs=[image_in],
+            outputs=[before, after, reward_before, reward_after, repair_text],
+            api_name="repair",
         )
     return demo
 

@@ -26,6 +26,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("synartifact.classifier.evaluation", "evaluate a classifier against its baseline on a dataset split"),
     "ddpo": ("synartifact.ddpo", "fine-tune the generator with TRL DDPOTrainer on the classifier's reward"),
     "evaluate-generator": ("synartifact.generator.evaluation", "compare a base and a refined generator by reward"),
+    "reward-check": (
+        "synartifact.reward_check",
+        "how often the reward prefers a clean image to the same one with an artifact",
+    ),
+    "repair": ("synartifact.repair", "inpaint the artifacts the classifier finds, keep the image if the reward rises"),
     "demo": ("synartifact.demo", "run the whole pipeline offline on tiny models and write a report"),
 }
 # Commands whose arguments are parsed by TRL's TrlParser (YAML via --config, any config field as a flag).

@@ -14,16 +14,16 @@ Usage::
     accelerate launch --config_file recipes/accelerate_configs/single_gpu.yaml -m synartifact.ddpo \\
         --config recipes/sd-1.5/ddpo/config_lora.yaml --classifier outputs/llava-1.5-7b-synartifact-lora
 
-    # resume from the last checkpoint in output_dir/checkpoints
+    # a rerun into the same (unfinished) output_dir resumes from its last complete checkpoint; or name one
     synartifact ddpo --config recipes/tiny/ddpo/config_cpu.yaml --resume_from outputs/ddpo-tiny/checkpoints
 
 Outputs in ``output_dir``: ``pytorch_lora_weights.safetensors`` (load with
 ``StableDiffusionPipeline.from_pretrained(base).load_lora_weights(output_dir)``; with ``use_lora=False`` the whole
 pipeline instead), ``README.md`` (model card), ``reward_log.jsonl`` (one line per epoch), ``reward_curve.png``,
 ``samples/epoch_XXXX.png`` and ``checkpoints/checkpoint_N`` (accelerate state; TRL writes one when
-``epoch != 0 and epoch % save_freq == 0``, numbered from 0, and resuming from ``checkpoint_N`` starts at epoch
-``N + 1``), ``ddpo_summary.json`` (reward before/after on held-out prompts with fixed seeds, the epoch time split,
-the settings, the training and evaluation prompts) and ``train_log.jsonl`` (TRL's loss, approx_kl, clipfrac per
+``epoch != 0 and epoch % save_freq == 0``; resuming goes on at the epoch after the one it ended),
+``ddpo_summary.json`` (reward before/after on held-out prompts with fixed seeds, the epoch time split, the
+settings, the training and evaluation prompts) and ``train_log.jsonl`` (TRL's loss, approx_kl, clipfrac per
 optimizer step); with ``build_tiny_models_if_missing`` and no classifier, the untrained one in ``tiny-classifier/``.
 
 Prompts: the evaluation prompts (the first ``num_eval_images`` of the dataset's test split, of the prompt file or of
@@ -34,6 +34,10 @@ Choices made here, against TRL 0.23.1's own behaviour:
 - the output holds only the LoRA weights (not a copy of the base pipeline, which for SD-1.5 would be GBs and which
   does not reload anyway); ``DDPOTrainer.save_pretrained`` is not used (it crashes in 0.23.1);
 - resuming writes the checkpoint's LoRA weights into the trained adapter (TRL adds a second, untrained one);
+- resuming restores what TRL's own resume forgets, so that training goes on as if never stopped: the epoch the
+  checkpoint ended (TRL re-runs it), the global step, the prompt cycle's position and the per-prompt reward
+  statistics (a progress record saved with each checkpoint); checkpoints a kill left incomplete are skipped, with a
+  warning, and a rerun into an unfinished ``output_dir`` resumes from its last complete checkpoint;
 - a JSONL tracker is always attached, because TRL hands ``accelerator.trackers[0]`` to the image hook;
 - TRL's ``train()`` loop is run here epoch by epoch (same calls) to time sampling, reward and training.
 """
@@ -43,6 +47,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -51,6 +56,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from synartifact.checkpoints import file_problem, newest_complete, numbered_folders
 from synartifact.configs import DDPO_CONFIG_DEFAULTS, DDPOScriptArguments, ddpo_config_defaults
 from synartifact.utils import is_local_path
 
@@ -59,6 +65,9 @@ __all__ = ["main", "cli_main", "EpochRecorder", "PromptCycle", "plot_reward_curv
 logger = logging.getLogger("synartifact.ddpo")
 
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
+CHECKPOINT_PATTERN = r"checkpoint_(\d+)"
+# accelerate writes the registered progress record after every other part of a checkpoint
+PROGRESS_FILE = "custom_checkpoint_0.pkl"
 # where an untrained tiny classifier goes when the classifier folder is missing (build_tiny_models_if_missing)
 TINY_CLASSIFIER = "tiny-classifier"
 
@@ -181,9 +190,73 @@ def _check_settings(args: DDPOScriptArguments, config: Any) -> None:
         raise ValueError("push_to_hub needs --hub_model_id ORG/NAME.")
 
 
+def _checkpoint_problem(folder: Path, use_lora: bool) -> str | None:
+    """Why a DDPO ``checkpoint_N`` folder cannot be resumed from, or ``None`` when it is complete: the (LoRA or UNet)
+    weights, the optimizer, the random states and the progress record (written last) all there and whole."""
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    if use_lora:
+        files = [folder / LORA_WEIGHTS]
+    else:
+        unet = folder / "unet"
+        index = unet / "diffusion_pytorch_model.safetensors.index.json"
+        files = [unet / "config.json"]
+        if index.is_file():
+            try:
+                shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+            except (UnicodeDecodeError, json.JSONDecodeError, KeyError, AttributeError):
+                return f"{index.name} is not a valid shard index"
+            files += [unet / shard for shard in shards]
+        else:
+            files.append(unet / "diffusion_pytorch_model.safetensors")
+    for path in files + [folder / "optimizer.bin", folder / "random_states_0.pkl", folder / PROGRESS_FILE]:
+        problem = file_problem(path)
+        if problem:
+            return problem
+    return None
+
+
+def _last_complete_checkpoint(folder: Path, use_lora: bool) -> Path | None:
+    """The newest complete ``checkpoint_N`` of a checkpoints folder; newer incomplete ones are skipped, with a warning."""
+    found, _ = newest_complete(
+        numbered_folders(folder, CHECKPOINT_PATTERN), lambda f: _checkpoint_problem(f, use_lora)
+    )
+    return found
+
+
+def _resolve_resume(resume_from: str, use_lora: bool) -> str:
+    """The complete checkpoint that ``resume_from`` names: a ``checkpoint_N`` folder itself, else the newest complete
+    one of a checkpoints folder or of a run's output folder."""
+    path = Path(resume_from).expanduser()
+    if (path / "checkpoints").is_dir():
+        path = path / "checkpoints"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"resume_from {path} does not exist: give a checkpoints folder or "
+            "a checkpoints/checkpoint_N folder of an earlier run."
+        )
+    if re.fullmatch(CHECKPOINT_PATTERN, path.name):
+        problem = _checkpoint_problem(path, use_lora)
+        if problem:
+            raise ValueError(
+                f"Cannot resume from {path}: {problem}. Give a complete checkpoint_N folder, or the checkpoints "
+                "folder to take its last complete one."
+            )
+        return str(path)
+    found = _last_complete_checkpoint(path, use_lora)
+    if found is None:
+        raise ValueError(
+            f"resume_from {path} holds no complete checkpoint_N folder (TRL writes one every save_freq epochs, "
+            "from epoch save_freq on): start a new run instead."
+        )
+    return str(found)
+
+
 def _prepare_output_dir(args: DDPOScriptArguments, config: Any, remove: bool = True) -> Path:
-    """The output folder, checked (a finished run is replaced only with ``overwrite_output_dir``, and only where
-    ``remove``: the main process); TRL's checkpoint settings point into it and ``resume_from`` is resolved."""
+    """The output folder, checked; TRL's checkpoint settings point into it and ``resume_from`` becomes a complete
+    checkpoint. A rerun into an unfinished folder resumes from its last complete checkpoint; a finished run is
+    continued only with ``resume_from`` and replaced only with ``overwrite_output_dir`` (which starts over without
+    the old checkpoints; the removal only where ``remove``: the main process)."""
     out = Path(args.output_dir)
     finished = (out / LORA_WEIGHTS).exists() or (out / "model_index.json").exists()
     if finished and not config.resume_from and not args.overwrite_output_dir:
@@ -191,8 +264,12 @@ def _prepare_output_dir(args: DDPOScriptArguments, config: Any, remove: bool = T
             f"{out} already holds a finished run: pass --overwrite_output_dir true, another "
             "--output_dir, or --resume_from to continue it."
         )
-    if finished and args.overwrite_output_dir and not config.resume_from and remove:
-        shutil.rmtree(out)
+    if args.overwrite_output_dir and not config.resume_from and remove:
+        if finished:
+            shutil.rmtree(out)
+        elif (out / "checkpoints").is_dir():
+            logger.warning("overwrite_output_dir: removing the old checkpoints in %s.", out / "checkpoints")
+            shutil.rmtree(out / "checkpoints")
     out.mkdir(parents=True, exist_ok=True)
 
     project = dict(config.project_kwargs or {})
@@ -201,15 +278,12 @@ def _prepare_output_dir(args: DDPOScriptArguments, config: Any, remove: bool = T
     project.setdefault("total_limit", config.num_checkpoint_limit)
     config.project_kwargs = project
     if config.resume_from:
-        resume = Path(config.resume_from)
-        if resume.resolve() == out.resolve():
-            resume = out / "checkpoints"
-        if not resume.exists():
-            raise FileNotFoundError(
-                f"resume_from {resume} does not exist: give a checkpoints folder or "
-                "a checkpoints/checkpoint_N folder of an earlier run."
-            )
-        config.resume_from = str(resume)
+        config.resume_from = _resolve_resume(config.resume_from, args.use_lora)
+    elif not args.overwrite_output_dir:
+        found = _last_complete_checkpoint(out / "checkpoints", args.use_lora)
+        if found is not None:
+            logger.info("Resuming the unfinished run in %s from %s.", out, found)
+            config.resume_from = str(found)
     return out
 
 
@@ -436,12 +510,86 @@ class EpochRecorder:
             )
         return global_step
 
+    def resume(self, first_epoch: int, global_step: int) -> None:
+        """Go on from ``first_epoch`` and ``global_step`` (0 and 0 for a new run): keep only the rows logged before
+        them, here, in ``reward_log.jsonl`` and in ``train_log.jsonl``, dropping what a killed run logged past its
+        last checkpoint, so that the run's logs read as one."""
+        self.rows = _truncate_jsonl(self.log_file, lambda row: row.get("epoch", first_epoch) < first_epoch, self.write)
+        _truncate_jsonl(
+            self.log_file.parent / "train_log.jsonl", lambda row: row.get("step", 0) < global_step, self.write
+        )
+        for key in self.totals:
+            self.totals[key] = sum(float(row.get(key, 0.0)) for row in self.rows)
+
     def timing(self) -> dict:
         """Seconds spent sampling, rewarding and training over the run, and each one's share."""
         total = sum(self.totals.values()) or 1.0
         summary = {k: round(v, 2) for k, v in self.totals.items()}
         summary.update({f"{k[:-2]}_share": round(v / total, 3) for k, v in self.totals.items()})
         return summary
+
+
+def _truncate_jsonl(path: Path, keep: Any, write: bool) -> list[dict]:
+    """The rows of a JSONL log that ``keep`` accepts (a line cut short by a kill is dropped), rewritten where
+    ``write``."""
+    rows = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and keep(row):
+                rows.append(row)
+        if write:
+            path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return rows
+
+
+class TrainingProgress:
+    """What a DDPO checkpoint holds besides TRL's state, for training to go on exactly where it stopped: the epoch
+    it ended, the global step, the prompt cycle's position and the per-prompt reward statistics.
+
+    Saved into every checkpoint through ``accelerator.register_for_checkpointing`` (as the last file of it).
+    """
+
+    def __init__(self, trainer: Any, recorder: EpochRecorder) -> None:
+        self.trainer = trainer
+        self.recorder = recorder
+        self.epoch = -1
+        self.global_step = 0
+
+    def state_dict(self) -> dict:
+        """The progress now (TRL saves at the end of an epoch's step, after its training)."""
+        import numpy as np
+
+        tracker = getattr(self.trainer, "stat_tracker", None)
+        return {
+            "epoch": self.recorder.epoch,
+            "global_step": self.trainer.global_step,
+            "prompt_calls": self.trainer.prompt_fn.calls,
+            "stat_tracker": {str(p): np.asarray(q) for p, q in tracker.stats.items()} if tracker else None,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the prompt cycle and reward statistics; keep the epoch and global step to go on from."""
+        from collections import deque
+
+        self.epoch, self.global_step = int(state["epoch"]), int(state["global_step"])
+        self.trainer.global_step = self.global_step
+        self.trainer.prompt_fn.calls = int(state["prompt_calls"])
+        tracker = getattr(self.trainer, "stat_tracker", None)
+        if tracker is not None and state.get("stat_tracker") is not None:
+            tracker.stats = {p: deque(q, maxlen=tracker.buffer_size) for p, q in state["stat_tracker"].items()}
+
+
+def _resume(trainer: Any, progress: TrainingProgress, checkpoint: str) -> tuple[int, int]:
+    """Load a complete checkpoint (weights, optimizer, random states, progress); the first epoch and global step
+    to go on from."""
+    trainer.accelerator.load_state(checkpoint)
+    first_epoch = progress.epoch + 1
+    logger.info("Resumed from %s: epoch %d, global step %d.", checkpoint, first_epoch, progress.global_step)
+    return first_epoch, progress.global_step
 
 
 def _get_reward(args: DDPOScriptArguments, device: str) -> Any:
@@ -459,19 +607,38 @@ def _get_pipeline(args: DDPOScriptArguments) -> Any:
 
 
 def _get_trainer(config: Any, recorder: EpochRecorder, prompts: list[str], pipeline: Any, out: Path, is_main: bool):
-    """TRL's ``DDPOTrainer``, with a JSONL tracker after the user's trackers and the recorder's reward and hook."""
+    """TRL's ``DDPOTrainer``, with a JSONL tracker after the user's trackers and the recorder's reward and hook.
+
+    It keeps its global step (for the checkpoints' progress record) and leaves ``config.resume_from`` to
+    :func:`_resume`; checkpoints are numbered after every one already in ``checkpoints/``.
+    """
     from trl import DDPOTrainer
+
+    class StepKeepingDDPOTrainer(DDPOTrainer):
+        global_step = 0
+
+        def _train_batched_samples(self, *args: Any, **kwargs: Any) -> int:
+            self.global_step = super()._train_batched_samples(*args, **kwargs)
+            return self.global_step
 
     log_with = config.log_with if isinstance(config.log_with, list) else [config.log_with] if config.log_with else []
     config.log_with = log_with + [_jsonl_tracker(out / "train_log.jsonl")]
-    return DDPOTrainer(
-        config,
-        recorder.reward_fn,
-        PromptCycle(prompts),
-        pipeline,
-        # TRL hands the hook accelerator.trackers[0], which only the main process has
-        image_samples_hook=recorder.image_samples_hook if is_main else None,
-    )
+    resume_from, config.resume_from = config.resume_from, ""
+    try:
+        trainer = StepKeepingDDPOTrainer(
+            config,
+            recorder.reward_fn,
+            PromptCycle(prompts),
+            pipeline,
+            # TRL hands the hook accelerator.trackers[0], which only the main process has
+            image_samples_hook=recorder.image_samples_hook if is_main else None,
+        )
+    finally:
+        config.resume_from = resume_from
+    # accelerate refuses to save into an existing checkpoint_N (one a kill left incomplete, say)
+    numbers = [n for n, _ in numbered_folders(out / "checkpoints", CHECKPOINT_PATTERN)]
+    trainer.accelerator.project_configuration.iteration = max(numbers, default=-1) + 1
+    return trainer
 
 
 def _save_weights(trainer: Any, pipeline: Any, out: Path, use_lora: bool) -> None:
@@ -560,12 +727,18 @@ def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
     # --- trainer ----------------------------------------------------------------------------------------------
     recorder = EpochRecorder(reward, out, write=state.is_main_process)
     trainer = _get_trainer(ddpo_config, recorder, prompts, pipeline, out, is_main=state.is_main_process)
+    progress = TrainingProgress(trainer, recorder)
+    trainer.accelerator.register_for_checkpointing(progress)
 
     # --- train (TRL's loop, timed per epoch), with the reward of held-out prompts before and after ------------
+    # "before" is measured on the base model, so a resumed run loads its checkpoint only afterwards
     before = _eval_reward(pipeline.sd_pipeline, reward, eval_prompts, ddpo_config) if state.is_main_process else {}
     logger.info("Reward before training: %s", before)
-    global_step = 0
-    for epoch in range(trainer.first_epoch, ddpo_config.num_epochs):
+    first_epoch, global_step = (
+        _resume(trainer, progress, ddpo_config.resume_from) if ddpo_config.resume_from else (0, 0)
+    )
+    recorder.resume(first_epoch, global_step)
+    for epoch in range(first_epoch, ddpo_config.num_epochs):
         global_step = recorder.run_epoch(trainer, epoch, global_step)
     state.wait_for_everyone()
     if not state.is_main_process:

@@ -22,6 +22,13 @@ Usage::
     # several processes on CPU (DDP over gloo): accelerate --cpu starts only one process without MPI, so use torchrun
     torchrun --nproc_per_node 2 -m synartifact.sft --config recipes/tiny/sft/config_cpu.yaml
 
+    # resume: rerun into the same unfinished --output_dir (its last complete checkpoint-N), or name a checkpoint
+    synartifact sft --config recipes/tiny/sft/config_cpu.yaml --resume_from_checkpoint true
+
+Checkpoints a kill left incomplete (no ``trainer_state.json``, missing or truncated weights or optimizer states) are
+skipped with a warning. A finished ``--output_dir`` is continued only with ``--resume_from_checkpoint`` and replaced
+only with ``--overwrite_output_dir``.
+
 The output folder holds the weights (or the LoRA adapter, whose ``base_model_name_or_path`` points at the base
 model), the processor, ``training_args.bin``, ``sft_run.json`` (base model, data, world size, metrics) and a model
 card rendered from ``hub_cards/classifier_card.md`` (``synartifact_card.json`` keeps what it was rendered from, so
@@ -33,6 +40,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,15 +50,27 @@ import datasets
 import torch
 import transformers
 from transformers import AutoModelForImageTextToText, set_seed
-from transformers.trainer_utils import get_last_checkpoint
-from trl import SFTConfig, SFTTrainer, TrlParser
+from trl import SFTConfig, TrlParser
+from trl import SFTTrainer as TRLSFTTrainer
 
 from synartifact.cards import classifier_results_table, final_output_dir, hub_card_data, save_model_card
+from synartifact.checkpoints import file_problem, newest_complete, numbered_folders
 from synartifact.configs import SFTModelArguments, SFTScriptArguments
 from synartifact.prompts import ANSWER_MODES, render_answer, to_sft_example
 from synartifact.utils import is_local_path
 
-__all__ = ["main", "cli_main", "load_sft_datasets", "load_model", "make_peft_config", "write_model_card"]
+__all__ = [
+    "main",
+    "cli_main",
+    "load_sft_datasets",
+    "load_model",
+    "make_peft_config",
+    "write_model_card",
+    "SFTTrainer",
+    "checkpoint_problem",
+    "last_complete_checkpoint",
+    "resolve_checkpoint",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +80,13 @@ VISION_TOWER_NAMES = ("vision_tower", "vision_model", "visual")
 PROJECTOR_NAMES = ("multi_modal_projector", "connector", "merger")
 CARD_TEMPLATE = "classifier_card.md"
 RUN_FILE = "sft_run.json"
+# what a finished run leaves in output_dir (a rerun must not replace it unasked)
+FINAL_FILES = ("config.json", "adapter_config.json", RUN_FILE)
+CHECKPOINT_PATTERN = r"checkpoint-(\d+)"
+# full weights as Trainer writes them (single file, or shards listed by an index), safetensors first
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -102,6 +130,18 @@ def load_sft_datasets(script_args: SFTScriptArguments, training_args: SFTConfig 
             convert, remove_columns=part.column_names, num_proc=num_proc, desc=f"QA template ({split})"
         )
     return out.get("train"), out.get("test")
+
+
+def trained_kinds(dataset: Any, mode: str = "labels") -> list[str]:
+    """The kinds (taxonomy slugs, in taxonomy order) that the answers of a converted training split name: what the
+    classifier was taught to find (recorded in ``sft_run.json``; the classify Space offers examples of them)."""
+    from synartifact.prompts import parse_answer
+    from synartifact.taxonomy import SLUGS
+
+    found: set[str] = set()
+    for completion in dataset["completion"]:
+        found |= parse_answer(completion[-1]["content"][0]["text"], mode).kinds
+    return [slug for slug in SLUGS if slug in found]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -181,6 +221,176 @@ def make_peft_config(model_args: SFTModelArguments):
         use_dora=model_args.use_dora,
         bias="none",
     )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Resume
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    """The full-model weight files of a checkpoint (one file, or every shard of its index); [] when there are none."""
+    for name in WEIGHT_FILES:
+        if (folder / name).is_file():
+            return [folder / name]
+    for name in WEIGHT_INDEXES:
+        if (folder / name).is_file():
+            try:
+                shards = json.loads((folder / name).read_text(encoding="utf-8"))["weight_map"].values()
+            except (UnicodeDecodeError, json.JSONDecodeError, KeyError, AttributeError):
+                return [folder / name]  # reported as unreadable by checkpoint_problem
+            return [folder / name] + [folder / shard for shard in sorted(set(shards))]
+    return []
+
+
+def checkpoint_problem(folder: str | Path, need_optimizer: bool = True) -> str | None:
+    """Why a Trainer ``checkpoint-N`` folder cannot be resumed from, or ``None`` when it is complete.
+
+    Complete: ``trainer_state.json`` (written last) parses, the model or adapter weights are all there and whole and,
+    unless ``need_optimizer`` is off (``save_only_model``), so are the optimizer, scheduler and RNG states.
+    DeepSpeed and FSDP checkpoints are checked for the trainer state only (their shards have their own layout).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    problem = file_problem(folder / "trainer_state.json")
+    if problem:
+        return problem
+    if any(p.is_dir() and (p.name.startswith("global_step") or "fsdp" in p.name) for p in folder.iterdir()):
+        return None
+    files = _weight_files(folder) or [folder / n for n in ADAPTER_FILES if (folder / n).is_file()][:1]
+    if not files:
+        return f"no model weights ({', '.join(WEIGHT_FILES + ADAPTER_FILES)} or a sharded index)"
+    if need_optimizer:
+        rng = sorted(folder.glob("rng_state*.pth"))
+        files += [folder / "optimizer.pt", folder / "scheduler.pt"] + (rng or [folder / "rng_state.pth"])
+    for path in files:
+        problem = file_problem(path)
+        if problem:
+            return problem
+    return None
+
+
+def last_complete_checkpoint(output_dir: str | Path, need_optimizer: bool = True) -> str | None:
+    """The newest complete ``checkpoint-N`` folder of ``output_dir``; newer incomplete ones are skipped with a
+    warning naming each. ``None`` when there is none."""
+    found, _ = newest_complete(
+        numbered_folders(output_dir, CHECKPOINT_PATTERN), lambda f: checkpoint_problem(f, need_optimizer)
+    )
+    return str(found) if found is not None else None
+
+
+def resolve_checkpoint(training_args: SFTConfig) -> str | None:
+    """The checkpoint this run resumes from, or ``None`` to start fresh.
+
+    ``--resume_from_checkpoint DIR`` must name a complete checkpoint; ``--resume_from_checkpoint true`` takes the last
+    complete one of ``output_dir``. Without it, a rerun into an unfinished ``output_dir`` resumes from its last
+    complete checkpoint; one into a finished run is refused unless ``--overwrite_output_dir`` (which starts over and
+    removes the old checkpoints).
+    """
+    output_dir = Path(training_args.output_dir)
+    need_optimizer = not training_args.save_only_model
+    asked = str(training_args.resume_from_checkpoint or "").strip()
+    if asked.lower() in ("false", "none"):
+        asked = ""
+    if asked.lower() == "true":
+        found = last_complete_checkpoint(output_dir, need_optimizer)
+        if found is None:
+            raise ValueError(
+                f"--resume_from_checkpoint true: {output_dir} has no complete checkpoint-N folder to resume from. "
+                "Give a checkpoint folder, or leave the flag out to start a new run."
+            )
+        return found
+    if asked:
+        problem = checkpoint_problem(asked, need_optimizer)
+        if problem:
+            raise ValueError(
+                f"Cannot resume from {asked}: {problem}. Give a complete checkpoint-N folder, or true for the last "
+                f"complete one in {output_dir}."
+            )
+        return asked
+    if not output_dir.is_dir():
+        return None
+    if training_args.overwrite_output_dir:
+        if training_args.should_save:
+            for _, folder in numbered_folders(output_dir, CHECKPOINT_PATTERN):
+                logger.warning("overwrite_output_dir: removing the old checkpoint %s.", folder)
+                shutil.rmtree(folder)
+        return None
+    if any((output_dir / f).is_file() for f in FINAL_FILES):
+        raise FileExistsError(
+            f"{output_dir} already holds a trained model: pass --resume_from_checkpoint true to continue it from its "
+            "last checkpoint, --overwrite_output_dir true to train it again, or another --output_dir."
+        )
+    found = last_complete_checkpoint(output_dir, need_optimizer)
+    if found is not None:
+        logger.info("Checkpoint detected, resuming training at %s.", found)
+    return found
+
+
+def _convert_key(key: str, mapping: dict[str, str]) -> str:
+    """A saved weight name in the model's current naming, by the rule ``from_pretrained`` applies."""
+    for pattern, replacement in mapping.items():
+        key, count = re.subn(pattern, replacement, key)
+        if count:
+            break
+    return key
+
+
+class SFTTrainer(TRLSFTTrainer):
+    """TRL's ``SFTTrainer`` whose resume (and best-model reload) restores exactly the weights a checkpoint holds.
+
+    transformers 4.57 saves a VLM under its older weight names (its ``_checkpoint_conversion_mapping``, reversed)
+    but ``Trainer`` reloads a checkpoint with a plain ``load_state_dict``: no name matches, a warning lists them and
+    training goes on from the untrained model. Here the names are converted back as ``from_pretrained`` does, and a
+    checkpoint that still does not fit the model is an error. LoRA adapters, DeepSpeed and FSDP load as before.
+    """
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        if not self._load_renamed_weights(resume_from_checkpoint, self.model if model is None else model):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def _load_best_model(self):
+        if not self._load_renamed_weights(self.state.best_model_checkpoint, self.model):
+            super()._load_best_model()
+
+    def _load_renamed_weights(self, checkpoint: str, model: torch.nn.Module) -> bool:
+        """Load a full-weights checkpoint saved under converted names into ``model``; False when that is not the case."""
+        from peft import PeftModel
+        from safetensors.torch import load_file
+
+        mapping = getattr(model, "_checkpoint_conversion_mapping", None)
+        if not mapping or isinstance(model, PeftModel) or self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            return False
+        files = [f for f in _weight_files(Path(checkpoint)) if not f.name.endswith(".index.json")]
+        if not files:
+            return False
+        current = model.state_dict()
+        loaded, unexpected = set(), []
+        for path in files:
+            if path.suffix == ".safetensors":
+                weights = load_file(path, device="cpu")
+            else:
+                weights = torch.load(path, map_location="cpu", weights_only=True)
+            weights = {(k if k in current else _convert_key(k, mapping)): v for k, v in weights.items()}
+            result = model.load_state_dict(weights, strict=False)
+            unexpected += result.unexpected_keys
+            loaded.update(set(weights) - set(result.unexpected_keys))
+            del weights
+        # tied weights (an lm_head sharing the embeddings) are saved once and restored through the one they share
+        shared = {current[k].data_ptr() for k in loaded}
+        ignored = set(getattr(model, "_keys_to_ignore_on_save", None) or ())
+        missing = [
+            k for k, v in current.items() if k not in loaded and k not in ignored and v.data_ptr() not in shared
+        ]
+        if missing or unexpected:
+            raise ValueError(
+                f"Checkpoint {checkpoint} does not fit the model being trained: {len(missing)} weights missing "
+                f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}). Resume from a "
+                "checkpoint of this model and configuration, or start a new --output_dir."
+            )
+        logger.info("Restored %d weights from %s.", len(loaded), checkpoint)
+        return True
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -307,23 +517,9 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
         training_args.device,
     )
 
-    # --- resume
+    # --- resume (the last complete checkpoint; a finished output_dir is never replaced unasked)
     output_dir = Path(training_args.output_dir)
-    last_checkpoint = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-    if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
-        logger.info("Checkpoint detected, resuming training at %s.", last_checkpoint)
-    final_files = ("config.json", "adapter_config.json", RUN_FILE)
-    if (
-        last_checkpoint is None
-        and training_args.resume_from_checkpoint is None
-        and not training_args.overwrite_output_dir
-        and any((output_dir / f).is_file() for f in final_files)
-    ):
-        raise FileExistsError(
-            f"{output_dir} already holds a trained model and no checkpoint to resume: pass --overwrite_output_dir "
-            "true or another --output_dir."
-        )
-    checkpoint = training_args.resume_from_checkpoint or last_checkpoint
+    checkpoint = resolve_checkpoint(training_args)
 
     # --- data
     with training_args.main_process_first(desc="dataset conversion"):
@@ -388,6 +584,7 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
             "world_size": training_args.world_size,
             "global_step": trainer.state.global_step,
             "num_train_samples": len(train_dataset),
+            "trained_kinds": trained_kinds(train_dataset, script_args.answer_mode),
             "train_loss": metrics.get("train_loss"),
             "train_runtime": metrics.get("train_runtime"),
             "hub_model_id": training_args.hub_model_id,

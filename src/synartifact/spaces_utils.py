@@ -3,9 +3,9 @@
 - Input checks that turn bad uploads and prompts into one friendly sentence (file too large, not an image,
   too many pixels, empty or too long prompt, out-of-range settings), never a traceback.
 - Models loaded lazily, once per process, from environment variables (``SYNARTIFACT_CLASSIFIER``,
-  ``SYNARTIFACT_GENERATOR_BASE``, ``SYNARTIFACT_GENERATOR_LORA``: a Hub id or a folder). Without them the tiny
-  offline models of :mod:`synartifact.tiny` are built into ``$SYNARTIFACT_CACHE`` (default
-  ``~/.cache/synartifact``), and :func:`demo_notice` says on the page that they are untrained.
+  ``SYNARTIFACT_GENERATOR_BASE``, ``SYNARTIFACT_GENERATOR_LORA``, ``SYNARTIFACT_INPAINTER``: a Hub id or a
+  folder). Without them the tiny offline models of :mod:`synartifact.tiny` are built into ``$SYNARTIFACT_CACHE``
+  (default ``~/.cache/synartifact``), and :func:`demo_notice` says on the page that they are untrained.
 - Conversion of an :class:`~synartifact.report.ArtifactReport` into what ``gr.AnnotatedImage`` and
   ``gr.Dataframe`` show.
 
@@ -31,7 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from synartifact.images import MIN_SIDE, to_rgb
 from synartifact.report import ArtifactReport
 from synartifact.taxonomy import KINDS
-from synartifact.utils import atomic_dir
+from synartifact.utils import atomic_dir, is_local_path
 
 __all__ = [
     "ENV_CLASSIFIER",
@@ -61,6 +61,15 @@ __all__ = [
     "report_table",
     "report_summary",
     "demo_notice",
+    "ENV_INPAINTER",
+    "inpainter_source",
+    "inpainter_notice",
+    "get_repairer",
+    "repair",
+    "repair_summary",
+    "trained_kinds",
+    "example_images",
+    "kinds_notice",
     "gpu",
     "user_errors",
 ]
@@ -287,6 +296,13 @@ class ModelSource:
     path: str
     tiny: bool
 
+    @property
+    def display_name(self) -> str:
+        """How the page names the model: its Hub id, or a local folder's name only (never a server path)."""
+        if not is_local_path(self.path):
+            return self.path
+        return Path(self.path.rstrip("/\\")).expanduser().name or "a local folder"
+
 
 def cache_dir() -> Path:
     """Where the tiny offline models are built: ``$SYNARTIFACT_CACHE`` or ``~/.cache/synartifact``."""
@@ -468,10 +484,11 @@ def get_generator() -> GeneratorPair:
 
 
 def demo_notice(*sources: ModelSource | None) -> str:
-    """A Markdown notice for the page: says plainly when a model is an untrained tiny demo model."""
+    """A Markdown notice for the page: names the models (Hub id or folder name) and says plainly when one is an
+    untrained tiny demo model."""
     tiny = [s for s in sources if s is not None and s.tiny]
     if not tiny:
-        names = ", ".join(f"`{s.path}`" for s in sources if s is not None)
+        names = ", ".join(f"`{s.display_name}`" for s in sources if s is not None)
         return f"Models: {names}."
     return (
         "⚠️ **Untrained demo models.** No model was configured, so this page runs tiny models with random "
@@ -547,12 +564,18 @@ def report_summary(report: ArtifactReport, reward: float) -> str:
 # ------------------------------------------------------------------------------------------------------------
 
 # (artifact kind, synthesis index) of the classify Space's examples: indices picked for clear, varied pictures.
+# They cover the kinds the demo's classifier learns (DemoSettings.kinds) and a few more.
 EXAMPLE_SPECS: tuple[tuple[str, int], ...] = (
     ("localized_blur", 7),
     ("chromatic_irregularity", 4),
     ("illegible_letters", 6),
     ("distorted_components", 0),
+    ("abnormal_texture", 4),
+    ("impractical_luminosity", 2),
+    ("luminance_discrepancy", 0),
 )
+# The synthesis index of an example of a kind that EXAMPLE_SPECS does not list (written to the model cache).
+_EXTRA_EXAMPLE_INDEX = 1
 
 
 def write_examples(folder: str | os.PathLike, size: int = 176, overwrite: bool = False) -> list[Path]:
@@ -577,3 +600,151 @@ def write_examples(folder: str | os.PathLike, size: int = 176, overwrite: bool =
         row["image"].save(tmp, optimize=True)
         tmp.replace(path)
     return paths
+
+
+def trained_kinds(source: ModelSource | None = None) -> list[str] | None:
+    """The kinds (slugs, taxonomy order) the classifier was trained on, from its training record
+    (``trained_kinds`` in ``synartifact_config.json`` or ``sft_run.json``); ``None`` when it does not say (an
+    untrained tiny model, a record from before the field existed, a checkpoint not made by ``synartifact sft``)."""
+    from synartifact.classifier.loading import read_classifier_config
+    from synartifact.taxonomy import SLUGS, get_kind
+
+    source = source or classifier_source()
+    if source.tiny:
+        return None
+    try:
+        record = read_classifier_config(source.path)
+    except Exception as err:  # noqa: BLE001 - a page without the kinds line beats a page that does not load
+        logger.warning("could not read the training record of %s: %r", source.path, err)
+        return None
+    kinds = record.get("trained_kinds")
+    if not isinstance(kinds, list) or not kinds:
+        return None
+    slugs = set()
+    for kind in kinds:
+        try:
+            slugs.add(get_kind(kind).slug)
+        except (ValueError, KeyError, TypeError):
+            logger.warning("unknown kind %r in the training record of %s", kind, source.path)
+    return [slug for slug in SLUGS if slug in slugs] or None
+
+
+def example_images(folder: str | os.PathLike, kinds: list[str] | None = None, size: int = 176) -> list[Path]:
+    """The classify Space's examples: one image per kind in ``kinds`` that can be synthesized (the bundled ones
+    from ``folder``, others written to ``<cache>/examples``), so that the first click finds something the classifier
+    knows; all bundled examples when ``kinds`` is ``None`` or none of them can be synthesized."""
+    from synartifact.data.synth import SYNTH_KINDS, synthesize_example
+
+    bundled = dict(zip((kind for kind, _ in EXAMPLE_SPECS), write_examples(folder, size=size)))
+    wanted = [kind for kind in (kinds or []) if kind in bundled or kind in SYNTH_KINDS]
+    if not wanted:
+        return list(bundled.values())
+    paths = []
+    for kind in wanted:
+        if kind in bundled:
+            paths.append(bundled[kind])
+            continue
+        path = cache_dir() / "examples" / f"{_EXTRA_EXAMPLE_INDEX}_{kind}.png"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            row = synthesize_example(_EXTRA_EXAMPLE_INDEX, seed=0, size=size, clean_fraction=0.0, kinds=(kind,))
+            tmp = path.with_name(path.stem + f".tmp-{os.getpid()}.png")
+            row["image"].save(tmp, optimize=True)
+            tmp.replace(path)
+        paths.append(path)
+    return paths
+
+
+def kinds_notice(kinds: list[str] | None) -> str:
+    """One Markdown line for the page: which kinds this classifier was trained to find (or that it is not known)."""
+    from synartifact.taxonomy import get_kind
+
+    if not kinds:
+        return (
+            "This classifier's training record does not list the kinds it learned (`trained_kinds` in "
+            "`sft_run.json`): it is asked about all 13."
+        )
+    names = ", ".join(get_kind(kind).name for kind in kinds)
+    return f"**This classifier was trained on {len(kinds)} of the 13 kinds:** {names}. The examples show these kinds."
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Repair
+# ------------------------------------------------------------------------------------------------------------
+
+ENV_INPAINTER = "SYNARTIFACT_INPAINTER"
+# Inpainting steps: a real pipeline's usual count; the untrained tiny one only shows the flow.
+REPAIR_STEPS = {"real": 20, "tiny": 4}
+
+
+def inpainter_source() -> ModelSource:
+    """The inpainting pipeline named by ``SYNARTIFACT_INPAINTER`` (a folder or Hub id), else the tiny untrained one
+    built offline into the cache on first use."""
+    named = os.environ.get(ENV_INPAINTER, "").strip()
+    if named:
+        return ModelSource(named, tiny=False)
+    return ModelSource(str(cache_dir() / "tiny-sd-inpaint"), tiny=True)
+
+
+def inpainter_notice(source: ModelSource) -> str:
+    """One Markdown line naming the inpainter, or saying plainly that it is the untrained tiny one."""
+    if source.tiny:
+        return (
+            "⚠️ Repair uses an **untrained tiny inpainter** built offline: what it paints is noise, so a repair is "
+            f"rarely kept. Set `{ENV_INPAINTER}` to an inpainting pipeline (a Hub id such as "
+            "`stable-diffusion-v1-5/stable-diffusion-inpainting`, or a folder) to repair for real."
+        )
+    return f"Inpainter: `{source.display_name}`."
+
+
+def _tiny_inpainter(folder: Path) -> None:
+    from synartifact.tiny import build_tiny_sd_inpaint
+
+    build_tiny_sd_inpaint(folder, seed=0)
+
+
+@functools.cache
+def _repairer_for(classifier_path: str, classifier_tiny: bool, inpainter_path: str, inpainter_tiny: bool):
+    from synartifact.repair import ArtifactRepairer
+
+    if inpainter_tiny:
+        _build_once(Path(inpainter_path), _tiny_inpainter)
+    steps = REPAIR_STEPS["tiny" if inpainter_tiny else "real"]
+    return ArtifactRepairer(
+        _classifier_for(classifier_path, classifier_tiny), inpainter_path, num_inference_steps=steps, progress=False
+    )
+
+
+def get_repairer():
+    """The process's :class:`~synartifact.repair.ArtifactRepairer` (the page's classifier + the inpainter)."""
+    classifier, inpainter = classifier_source(), inpainter_source()
+    with _MODEL_LOCK:
+        return _repairer_for(classifier.path, classifier.tiny, inpainter.path, inpainter.tiny)
+
+
+def repair_summary(result: Any) -> str:
+    """One Markdown paragraph on a :class:`~synartifact.repair.RepairResult`: rewards, kinds, rounds, area."""
+    tried = len(result.rounds)
+    line = f"Reward **{result.reward_before:.3f} → {result.reward_after:.3f}**"
+    if not result.report_before.artifacts:
+        return f"**Nothing to repair:** no artifacts found. {line}."
+    if not tried:
+        return (
+            f"**Nothing repaired:** the classifier named {', '.join(a.name for a in result.report_before.artifacts)} "
+            f"without a box, so there is no region to repaint. {line}."
+        )
+    if not result.changed:
+        return (
+            f"**No repair kept:** {tried} attempt{'s' if tried != 1 else ''}, none raised the reward, so the "
+            f"original is shown on both sides. {line}."
+        )
+    after = ", ".join(sorted({a.name for a in result.report_after.artifacts})) or "none"
+    return (
+        f"**Repaired:** {line}; {100 * result.mask_area:.1f} % of the pixels repainted (inside the boxes, padded); "
+        f"artifacts still found: {after}."
+    )
+
+
+def repair(image: Image.Image) -> Any:
+    """Repair one RGB image with the page's models; the :class:`~synartifact.repair.RepairResult`."""
+    return get_repairer().repair([image], rounds=2, seed=0)[0]

@@ -6,6 +6,11 @@ seed and the prompt's position) through the base pipeline and through base + ``l
 generator the mean reward, the rate of each artifact kind, the mean reward of each seed and their spread (sample
 standard deviation of the per-seed means); the difference refined - base with the spread of the per-seed
 differences. Writes ``DIR/metrics.json``, ``DIR/report.md`` and ``DIR/before_after.png``.
+
+``--judge DIR_OR_ID`` adds an independent classifier that scores the very same images (generated once) with hard
+labels: ``metrics.json`` then holds ``judge`` (``base``/``refined``/``delta`` as for the reward, and ``config``)
+and both gains in units of the seed spread (``reward_gain_in_spread``, ``judge_gain_in_spread``). A gain under the
+training reward that the judge does not confirm means the generator learned to please the reward's classifier.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import argparse
 import json
 import logging
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +40,68 @@ __all__ = [
     "load_prompts",
     "sample_images",
     "score_generator",
+    "sample_and_score",
     "evaluate_generator",
     "add_cli",
     "save_image_grid",
 ]
 
 logger = logging.getLogger(__name__)
+
+# Per-seed means that differ only by float rounding have a spread of ~1e-17, which would turn any gain into "many
+# spreads": below this the spread counts as 0 and the gain is not weighed.
+SPREAD_EPSILON = 1e-9
+
+
+def _stats(details_by_seed: Sequence[Sequence[Mapping[str, Any]]]) -> dict:
+    """Mean reward, per-kind and any-artifact rates, per-seed means and their spread from per-seed ``details``."""
+    rewards_all, per_seed, counts, unparsable, flagged = [], [], dict.fromkeys(SLUGS, 0), 0, 0
+    for details in details_by_seed:
+        values = [d["reward"] for d in details]
+        for d in details:
+            for kind in d["kinds"]:
+                counts[kind] += 1
+            unparsable += int(d["unparsable"])
+            flagged += int(bool(d["kinds"]))
+        rewards_all += values
+        per_seed.append(float(np.mean(values)))
+    n = max(1, len(rewards_all))
+    return {
+        "mean_reward": float(np.mean(rewards_all)) if rewards_all else float("nan"),
+        "per_kind_rate": {k: v / n for k, v in counts.items()},
+        # the share of images in which at least one artifact is found (an unparsable answer finds none)
+        "artifact_rate": flagged / n,
+        "per_seed_mean": per_seed,
+        "std": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0,
+        "num_images": len(rewards_all),
+        "unparsable_rate": unparsable / n,
+    }
+
+
+def sample_and_score(
+    pipe: Any,
+    scorers: Mapping[str, Any],
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    num_inference_steps: int = 20,
+    guidance_scale: float = 5.0,
+    eta: float = 1.0,
+) -> tuple[dict[str, dict], dict[int, list[tuple[Any, dict[str, float]]]]]:
+    """Sample each seed's images once and score the same images with every scorer (``{name: ArtifactReward}``).
+
+    Returns ``{name: stats}`` (as :func:`score_generator`'s) and, per seed, ``[(image, {name: reward}), ...]``.
+    """
+    details: dict[str, list] = {name: [] for name in scorers}
+    images_by_seed: dict[int, list] = {}
+    for seed in seeds:
+        images = sample_images(pipe, prompts, seed, num_inference_steps, guidance_scale, eta)
+        scored = {name: scorer.details(images) for name, scorer in scorers.items()}
+        for name, rows in scored.items():
+            details[name].append(rows)
+        images_by_seed[int(seed)] = [
+            (image, {name: rows[i]["reward"] for name, rows in scored.items()}) for i, image in enumerate(images)
+        ]
+    return {name: _stats(rows) for name, rows in details.items()}, images_by_seed
 
 
 def score_generator(
@@ -52,28 +114,10 @@ def score_generator(
     eta: float = 1.0,
 ) -> tuple[dict, dict[int, list]]:
     """Mean reward, per-kind rate, per-seed means and their spread for one pipeline; also the images per seed."""
-    rewards_all, per_seed, images_by_seed, counts, unparsable = [], [], {}, dict.fromkeys(SLUGS, 0), 0
-    for seed in seeds:
-        images = sample_images(pipe, prompts, seed, num_inference_steps, guidance_scale, eta)
-        details = reward.details(images)
-        values = [d["reward"] for d in details]
-        for d in details:
-            for kind in d["kinds"]:
-                counts[kind] += 1
-            unparsable += int(d["unparsable"])
-        rewards_all += values
-        per_seed.append(float(np.mean(values)))
-        images_by_seed[int(seed)] = list(zip(images, values))
-    n = max(1, len(rewards_all))
-    stats = {
-        "mean_reward": float(np.mean(rewards_all)) if rewards_all else float("nan"),
-        "per_kind_rate": {k: v / n for k, v in counts.items()},
-        "per_seed_mean": per_seed,
-        "std": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0,
-        "num_images": len(rewards_all),
-        "unparsable_rate": unparsable / n,
-    }
-    return stats, images_by_seed
+    stats, images = sample_and_score(
+        pipe, {"reward": reward}, prompts, seeds, num_inference_steps, guidance_scale, eta
+    )
+    return stats["reward"], {seed: [(im, v["reward"]) for im, v in rows] for seed, rows in images.items()}
 
 
 def _delta(base: dict, refined: dict) -> dict:
@@ -81,30 +125,67 @@ def _delta(base: dict, refined: dict) -> dict:
     return {
         "mean_reward": refined["mean_reward"] - base["mean_reward"],
         "per_kind_rate": {k: refined["per_kind_rate"][k] - base["per_kind_rate"][k] for k in SLUGS},
+        "artifact_rate": refined["artifact_rate"] - base["artifact_rate"],
         "per_seed_mean": per_seed,
         "std": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0,
         # the gain in units of the larger seed-to-seed spread of the mean reward (> 2: a gain beyond seed noise)
         "gain_over_spread": (refined["mean_reward"] - base["mean_reward"]) / spread
-        if (spread := max(base["std"], refined["std"])) > 0
+        if (spread := max(base["std"], refined["std"])) > SPREAD_EPSILON
         else None,
     }
 
 
+def _in_spread(value: float | None) -> str:
+    return f"{value:+.2f}" if value is not None else "n/a (no spread: one seed?)"
+
+
+def _verdict(metrics: dict) -> str:
+    """One sentence: does the gain under the training reward hold under the judge, beyond twice the seed spread?"""
+    reward, judge = metrics.get("reward_gain_in_spread"), metrics.get("judge_gain_in_spread")
+    if reward is None or judge is None:
+        return (
+            "A gain cannot be weighed against seed noise when the seed spread is 0 (one seed, or the same mean on "
+            "every seed): use more seeds (--seeds 0 1 2) or more images per prompt."
+        )
+    if reward > 2 and judge > 2:
+        return "The gain holds under the independent judge: both exceed twice the seed spread."
+    if reward > 2:
+        return (
+            "The gain shows under the training reward only: the judge does not confirm it. The generator may have "
+            "learned to please the reward's classifier rather than to avoid artifacts (reward hacking): look at "
+            "the images and at the per-kind rates."
+        )
+    if judge > 2:
+        return "The judge sees a gain beyond seed noise that the training reward does not."
+    return "Neither gain exceeds twice the seed spread: no gain beyond seed noise."
+
+
 def _report_md(metrics: dict) -> str:
+    config = metrics["config"]
+    judge = metrics.get("judge")
     lines = [
         "# Generator evaluation: base vs refined",
         "",
-        f"- base: `{metrics['config']['base']}`",
-        f"- LoRA: `{metrics['config']['lora']}`",
-        f"- classifier: `{metrics['config']['classifier']}` (reward mode `{metrics['config']['reward_mode']}`, "
-        f"temperature {metrics['config'].get('reward_temperature', 1.0)}, "
-        f"follow lines {metrics['config'].get('reward_follow_lines', False)})",
-        f"- {metrics['config']['num_prompts']} prompts x {metrics['config'].get('images_per_prompt', 1)} images x "
-        f"seeds {metrics['config']['seeds']}, "
-        f"{metrics['config']['num_inference_steps']} steps, guidance {metrics['config']['guidance_scale']}",
+        f"- base: `{config['base']}`",
+        f"- LoRA: `{config['lora']}`",
+        f"- classifier (training reward): `{config['classifier']}` (reward mode `{config['reward_mode']}`, "
+        f"soft {config.get('reward_soft', False)}, temperature {config.get('reward_temperature', 1.0)}, "
+        f"follow lines {config.get('reward_follow_lines', False)})",
+    ]
+    if judge is not None:
+        jc = judge["config"]
+        lines.append(
+            f"- judge: `{jc['classifier']}` (mode `{jc['mode']}`, hard labels"
+            + ("" if jc["independent"] else "; the SAME classifier as the reward, so not independent")
+            + "), scoring the same images"
+        )
+    lines += [
+        f"- {config['num_prompts']} prompts x {config.get('images_per_prompt', 1)} images x "
+        f"seeds {config['seeds']}, {config['num_inference_steps']} steps, guidance {config['guidance_scale']}",
         "",
-        "Reward = 1 - weighted share of artifact kinds the classifier finds (1: none found). Spread: sample "
-        "standard deviation of the per-seed mean rewards.",
+        "Reward = 1 - weighted share of artifact kinds the classifier finds (1: none found). Artifact rate: the "
+        "share of images in which at least one artifact is found. Spread: sample standard deviation of the "
+        "per-seed mean rewards.",
         "",
         "| generator | mean reward | std over seeds | per-seed means |",
         "|---|---|---|---|",
@@ -123,14 +204,62 @@ def _report_md(metrics: dict) -> str:
             f"The reward gain {d['mean_reward']:+.3f} {verdict} twice the larger seed spread ({2 * spread:.3f}).",
             "",
         ]
-    lines += ["", "| kind | base rate | refined rate | difference |", "|---|---|---|---|"]
-    for slug in SLUGS:
-        base = metrics["base"]["per_kind_rate"][slug]
+    sides = [("training reward", metrics)] + ([("judge", judge)] if judge is not None else [])
+    parts = [p for p in ("base", "refined") if p in metrics]
+    if judge is not None:
+        lines += [
+            "",
+            "## Training reward vs independent judge",
+            "",
+            "| | " + " | ".join(name for name, _ in sides) + " |",
+            "|---" + "|---:" * len(sides) + "|",
+        ]
+        for part in parts:
+            lines.append(
+                f"| {part} mean reward | " + " | ".join(f"{s[part]['mean_reward']:.3f}" for _, s in sides) + " |"
+            )
+        if "delta" in metrics:
+            lines.append(
+                "| gain (refined - base) | " + " | ".join(f"{s['delta']['mean_reward']:+.3f}" for _, s in sides) + " |"
+            )
+            gains = (metrics["reward_gain_in_spread"], metrics["judge_gain_in_spread"])
+            lines.append("| gain / seed spread | " + " | ".join(_in_spread(g) for g in gains) + " |")
+        for part in parts:
+            lines.append(
+                f"| {part} artifact rate | " + " | ".join(f"{s[part]['artifact_rate']:.3f}" for _, s in sides) + " |"
+            )
+        for part in parts:
+            lines.append(
+                f"| {part} unparsable | " + " | ".join(f"{s[part]['unparsable_rate']:.3f}" for _, s in sides) + " |"
+            )
+        if "delta" in metrics:
+            lines += ["", _verdict(metrics)]
+        unread = max(judge[p]["unparsable_rate"] for p in parts)
+        if unread > 0.5:
+            lines += [
+                "",
+                f"> Warning: up to {unread:.0%} of the judge's answers are unparsable (they count as reward "
+                f"{judge['config'].get('unparsable_reward', 0.0)} and no artifact): its figures say little. Use a "
+                "judge that follows the answer format (a fine-tuned classifier).",
+            ]
+    header = ["kind"] + [f"{name}: {part}" for name, _ in sides for part in parts]
+    if "refined" in metrics:
+        header += [f"{name}: difference" for name, _ in sides]
+    lines += ["", "Artifact rate per kind (share of images in which the kind is found):", ""]
+    lines += ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
+    for slug in [*SLUGS, "any artifact"]:
+        cells = []
+        for _, side in sides:
+            for part in parts:
+                rate = side[part]["artifact_rate"] if slug == "any artifact" else side[part]["per_kind_rate"][slug]
+                cells.append(f"{rate:.3f}")
         if "refined" in metrics:
-            ref = metrics["refined"]["per_kind_rate"][slug]
-            lines.append(f"| {slug} | {base:.3f} | {ref:.3f} | {ref - base:+.3f} |")
-        else:
-            lines.append(f"| {slug} | {base:.3f} | | |")
+            for _, side in sides:
+                diff = (
+                    side["delta"]["artifact_rate"] if slug == "any artifact" else side["delta"]["per_kind_rate"][slug]
+                )
+                cells.append(f"{diff:+.3f}")
+        lines.append(f"| {slug} | " + " | ".join(cells) + " |")
     lines += ["", "![before and after](before_after.png)", ""]
     return "\n".join(lines)
 
@@ -148,6 +277,93 @@ def _sampler_settings(run: dict, steps: int | None, guidance: float | None, eta:
     guidance = guidance if guidance is not None else float(trained.get("sample_guidance_scale", 5.0))
     eta = eta if eta is not None else float(trained.get("sample_eta", 1.0))
     return steps, guidance, eta
+
+
+def _classifier_source(model: Any) -> Any:
+    """What a classifier was loaded from (a resolved local path or a Hub id), to tell two classifiers apart."""
+    model = getattr(model, "classifier", model)  # an ArtifactReward's classifier
+    name = model if isinstance(model, (str, os.PathLike)) else getattr(model, "name_or_path", None)
+    if name is None:
+        return id(model)
+    path = Path(os.fspath(name)).expanduser()
+    return str(path.resolve()) if path.exists() else os.fspath(name)
+
+
+def _judge_reward(judge: Any, mode: str, classifier: Any, device: str | None) -> tuple[Any, dict]:
+    """The judge as an ArtifactReward with hard labels (one given is used as it is), and its ``config``."""
+    from synartifact.reward import REWARD_MODES, ArtifactReward
+
+    if mode not in REWARD_MODES:
+        raise ValueError(f"Unknown judge mode {mode!r}: valid modes are {', '.join(REWARD_MODES)}.")
+    scorer = (
+        judge if isinstance(judge, ArtifactReward) else ArtifactReward(judge, mode=mode, soft=False, device=device)
+    )
+    independent = _classifier_source(judge) != _classifier_source(classifier)
+    if not independent:
+        logger.warning("The judge is the training reward's own classifier: it cannot reveal reward hacking.")
+    name = (
+        judge
+        if isinstance(judge, (str, os.PathLike))
+        else getattr(getattr(scorer, "classifier", None), "name_or_path", None)
+    )
+    config = {
+        "classifier": os.fspath(name) if name is not None else type(judge).__name__,
+        "mode": scorer.mode,
+        "soft": scorer.soft,
+        "constrained": scorer.constrained,
+        "unparsable_reward": scorer.unparsable_reward,
+        "weights": scorer.weights,
+        "independent": independent,
+    }
+    return scorer, config
+
+
+def _save_before_after(rows: Sequence[tuple[str, Sequence]], path: Path, titles: Sequence[str], metrics: dict) -> Path:
+    """The image grid (each image with its training reward and, with a judge, the judge's reward) and a panel of
+    the mean rewards before and after, with the spread over seeds as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ncols = max(1, max(len(items) for _, items in rows))
+    fig = plt.figure(figsize=(1.6 * ncols + 3.6, max(2.6, 1.9 * len(rows))))
+    grid = fig.add_gridspec(len(rows), ncols + 2)
+    for r, (label, items) in enumerate(rows):
+        for c in range(ncols):
+            ax = fig.add_subplot(grid[r, c])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(items):
+                ax.axis("off")
+                continue
+            image, values = items[c]
+            ax.imshow(image)
+            ax.set_xlabel(" / ".join(f"{name} {v:.2f}" for name, v in values.items()), fontsize=6)
+            if r == 0 and c < len(titles):
+                ax.set_title(titles[c][:28], fontsize=6)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=8)
+    panel = fig.add_subplot(grid[:, ncols:])
+    sides = [("training reward", metrics)] + ([("judge", metrics["judge"])] if "judge" in metrics else [])
+    parts = [p for p in ("base", "refined") if p in metrics]
+    width = 0.8 / len(parts)
+    for i, part in enumerate(parts):
+        means = [side[part]["mean_reward"] for _, side in sides]
+        spreads = [side[part]["std"] for _, side in sides]
+        xs = [x + (i - (len(parts) - 1) / 2) * width for x in range(len(sides))]
+        panel.bar(xs, means, width, yerr=spreads, capsize=3, label=part, color=("#8c8c8c", "#4c72b0")[i])
+    panel.set_xticks(range(len(sides)))
+    panel.set_xticklabels([name for name, _ in sides], fontsize=7)
+    panel.set_ylim(0, 1.05)
+    panel.set_ylabel("mean reward (error bar: std over seeds)", fontsize=7)
+    panel.tick_params(labelsize=7)
+    panel.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def evaluate_generator(
@@ -171,13 +387,21 @@ def evaluate_generator(
     reward_follow_lines: bool | None = None,
     overwrite: bool = False,
     device: str | None = None,
+    judge: Any = None,
+    judge_mode: str = "generate",
 ) -> dict:
     """Base vs refined generator on the same prompts and seeds; writes metrics.json, report.md, before_after.png.
 
     ``classifier`` is a folder/Hub id, an ``ArtifactClassifier`` or an ``ArtifactReward``. Returns the metrics dict
-    ``{"base": {...}, "refined": {...}, "delta": {...}, "config": {...}}`` (no refined/delta without ``lora``).
+    ``{"base": {...}, "refined": {...}, "delta": {...}, "reward_gain_in_spread": float | None,
+    "judge_gain_in_spread": float | None, "config": {...}}`` (no refined/delta without ``lora``).
     Sampler and reward settings left at ``None`` are the DDPO run's (``lora``'s ``ddpo_summary.json``): the
     generator is judged by the reward it was trained on unless told otherwise.
+
+    ``judge``: a second, independent classifier (folder/Hub id, ``ArtifactClassifier`` or ``ArtifactReward``) that
+    scores the very same images with hard labels (``judge_mode`` ``"generate"``: decoded answers, or ``"score"``);
+    its results go to ``metrics["judge"]`` (``base``/``refined``/``delta`` as above, and ``config``). A gain under
+    the training reward that the judge does not see is a sign the generator learned to please the reward.
     """
     from diffusers import StableDiffusionPipeline
 
@@ -216,20 +440,34 @@ def evaluate_generator(
         else ArtifactReward(classifier, device=device, **reward_settings(given, run.get("script_args", {})))
     )
 
+    scorers = {"reward": reward}
+    judge_config = None
+    if judge is not None:
+        scorers["judge"], judge_config = _judge_reward(judge, judge_mode, classifier, device)
+
     pipe = to_device_pipeline(StableDiffusionPipeline.from_pretrained(base, safety_checker=None), device)
     metrics: dict = {}
-    metrics["base"], base_images = score_generator(
-        pipe, reward, sampled, seeds, num_inference_steps, guidance_scale, eta
-    )
+    judged: dict = {}
+    sampler = (num_inference_steps, guidance_scale, eta)
+    stats, base_images = sample_and_score(pipe, scorers, sampled, seeds, *sampler)
+    metrics["base"] = stats["reward"]
+    if judge is not None:
+        judged["base"] = stats["judge"]
     step = int(images_per_prompt)
     rows = [("base", base_images[int(seeds[0])][::step])]
     if lora is not None:
         pipe.load_lora_weights(lora, weight_name="pytorch_lora_weights.safetensors")
-        metrics["refined"], refined_images = score_generator(
-            pipe, reward, sampled, seeds, num_inference_steps, guidance_scale, eta
-        )
+        stats, refined_images = sample_and_score(pipe, scorers, sampled, seeds, *sampler)
+        metrics["refined"] = stats["reward"]
         metrics["delta"] = _delta(metrics["base"], metrics["refined"])
+        if judge is not None:
+            judged["refined"] = stats["judge"]
+            judged["delta"] = _delta(judged["base"], judged["refined"])
         rows.append(("refined", refined_images[int(seeds[0])][::step]))
+    metrics["reward_gain_in_spread"] = metrics["delta"]["gain_over_spread"] if "delta" in metrics else None
+    metrics["judge_gain_in_spread"] = judged["delta"]["gain_over_spread"] if "delta" in judged else None
+    if judge is not None:
+        metrics["judge"] = {**judged, "config": judge_config}
     metrics["config"] = {
         "base": str(base),
         "lora": str(lora) if lora else None,
@@ -249,14 +487,18 @@ def evaluate_generator(
         "guidance_scale": guidance_scale,
         "eta": eta,
         "prompts": prompt_list,
+        "judge": judge_config["classifier"] if judge_config else None,
+        "judge_mode": judge_config["mode"] if judge_config else None,
     }
     for part in ("base", "refined", "delta"):
         if part in metrics and not math.isfinite(metrics[part]["mean_reward"]):
             raise RuntimeError(f"The {part} mean reward is not finite: check the classifier at {classifier}.")
+        if part in judged and not math.isfinite(judged[part]["mean_reward"]):
+            raise RuntimeError(f"The judge's {part} mean reward is not finite: check the judge at {judge}.")
 
     with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        save_image_grid(rows, tmp / "before_after.png", titles=prompt_list)
+        _save_before_after(rows, tmp / "before_after.png", prompt_list, metrics)
         (tmp / "report.md").write_text(_report_md(metrics))
     # the refined generator's own card (a `synartifact ddpo` folder) shows the comparison from now on
     from synartifact.cards import record_generator_evaluation
@@ -272,7 +514,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "evaluate-generator",
         help="compare a base and a refined generator by the classifier's reward",
         description="Same prompts, same seeds through the base pipeline and base + LoRA: mean reward, artifact "
-        "rate per kind, their difference with a spread over seeds, a before/after grid. Writes DIR/metrics.json, "
+        "rate per kind, their difference with a spread over seeds, a before/after grid; with --judge the same under an "
+        "independent classifier. Writes DIR/metrics.json, "
         "DIR/report.md and DIR/before_after.png.",
     )
     p.add_argument("--base", required=True, help="base Stable Diffusion pipeline: folder or Hub id")
@@ -346,6 +589,19 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="score mode: read every answer line (labels-mode classifiers), not only the first in one pass"
         + run % "off",
     )
+    p.add_argument(
+        "--judge",
+        default=None,
+        help="an independent artifact classifier (folder or Hub id) that scores the same images with hard labels; "
+        "a gain the judge does not confirm points at reward hacking",
+    )
+    p.add_argument(
+        "--judge-mode",
+        default="generate",
+        choices=["generate", "score"],
+        help="how the judge reads images: decoded answers (generate, default) or the first answer token (score, "
+        "faster); hard labels either way",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 
@@ -371,12 +627,15 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             reward_follow_lines=args.reward_follow_lines,
             overwrite=args.overwrite,
             device=args.device,
+            judge=args.judge,
+            judge_mode=args.judge_mode,
         )
-        for key in ("base", "refined", "delta"):
-            if key in metrics:
-                print(
-                    f"{key}: mean reward {metrics[key]['mean_reward']:.4f} (std over seeds {metrics[key]['std']:.4f})"
-                )
+        for name, side in (("reward", metrics), ("judge", metrics.get("judge"))):
+            for key in ("base", "refined", "delta"):
+                if side is not None and key in side:
+                    print(f"{name} {key}: mean {side[key]['mean_reward']:.4f} (std over seeds {side[key]['std']:.4f})")
+        if "delta" in metrics and "judge" in metrics:
+            print(_verdict(metrics))
         print(f"wrote {Path(args.out) / 'report.md'}")
         return 0
 

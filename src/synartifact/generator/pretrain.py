@@ -28,7 +28,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["pretrain_sd", "load_training_pairs"]
+__all__ = ["pretrain_sd", "load_training_pairs", "pixel_tensor", "prompt_table"]
 
 PRETRAIN_FILE = "pretrain.json"
 
@@ -67,6 +67,30 @@ def load_training_pairs(dataset: Any, split: str = "train", max_images: int | No
         images.append(image.convert("RGB"))
         prompts.append(" ".join(str(prompt or "").split()))
     return images, prompts
+
+
+def pixel_tensor(images: list, resolution: int) -> Any:
+    """RGB PIL images as one ``[n, 3, resolution, resolution]`` float tensor in [-1, 1] (bicubic resize)."""
+    import numpy as np
+    import torch
+
+    pixels = np.stack([np.asarray(image.resize((resolution, resolution), 3)) for image in images])
+    return torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def prompt_table(tokenizer: Any, text_encoder: Any, prompts: list[str]) -> tuple[Any, Any, int]:
+    """The frozen text encoder's embeddings of the distinct prompts (and ``""``), once: ``(table, index of each
+    prompt in the table, index of the empty prompt)``."""
+    import torch
+
+    distinct = sorted(set(prompts) | {""})
+    position = {p: i for i, p in enumerate(distinct)}
+    ids = tokenizer(
+        distinct, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids
+    with torch.no_grad():
+        table = torch.cat([text_encoder(ids[i : i + 64])[0] for i in range(0, len(ids), 64)])
+    return table, torch.tensor([position[p] for p in prompts]), position[""]
 
 
 def _plot_losses(log: list[dict], path: Path) -> None:
@@ -124,7 +148,6 @@ def pretrain_sd(
     (``unet.config.sample_size * vae_scale_factor``). ``base`` may equal ``out`` with ``overwrite=True``.
     ``base_name`` is what ``pretrain.json`` records as the base (default: ``base``'s path).
     """
-    import numpy as np
     import torch
     import torch.nn.functional as F
     from diffusers import DDPMScheduler, StableDiffusionPipeline
@@ -150,8 +173,7 @@ def pretrain_sd(
     resolution = int(unet.config.sample_size) * int(pipe.vae_scale_factor)
 
     images, prompts = load_training_pairs(dataset, split=split, max_images=max_images)
-    pixels = np.stack([np.asarray(image.resize((resolution, resolution), 3)) for image in images])
-    x_all = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    x_all = pixel_tensor(images, resolution)
     logger.info("pre-training on %d images at %d px", len(x_all), resolution)
     log: list[dict] = []
     generator = torch.Generator().manual_seed(seed)
@@ -182,14 +204,7 @@ def pretrain_sd(
         latents = latents * float(vae.config.scaling_factor)
 
         # --- text embeddings, once (the text encoder stays frozen) -------------------------------------------
-        distinct = sorted(set(prompts) | {""})
-        position = {p: i for i, p in enumerate(distinct)}
-        ids = tokenizer(
-            distinct, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
-        ).input_ids
-        table = torch.cat([text_encoder(ids[i : i + 64])[0] for i in range(0, len(ids), 64)])
-        prompt_index = torch.tensor([position[p] for p in prompts])
-        empty = position[""]
+        table, prompt_index, empty = prompt_table(tokenizer, text_encoder, prompts)
 
     # --- 2. UNet: noise prediction on the latents -------------------------------------------------------------
     scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
@@ -230,7 +245,7 @@ def pretrain_sd(
             "dataset": str(dataset) if isinstance(dataset, (str, Path)) else type(dataset).__name__,
             "split": split,
             "num_images": len(x_all),
-            "num_prompts": len(distinct) - 1,
+            "num_prompts": len(table) - 1,
             "resolution": resolution,
             "vae_steps": vae_steps,
             "unet_steps": unet_steps,

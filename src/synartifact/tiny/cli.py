@@ -1,4 +1,4 @@
-"""``synartifact tiny vlm|sd --out DIR``: write tiny offline models built from configs."""
+"""``synartifact tiny vlm|sd|sd-inpaint --out DIR``: write tiny offline models built from configs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from synartifact.tiny.vlm import VLM_ARCHS, build_tiny_vlm
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``synartifact tiny {vlm,sd}``."""
+    """Add ``synartifact tiny {vlm,sd,sd-inpaint}``."""
     parser = subparsers.add_parser(
         "tiny",
         help="write tiny offline models built from configs",
@@ -44,7 +44,56 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     pre.add_argument("--pretrain-batch-size", type=int, default=16, help="images per pre-training step")
     pre.add_argument("--pretrain-max-images", type=int, default=4000, help="use at most this many images")
     sd.set_defaults(func=_tiny_sd_command)
+    inpaint = sub.add_parser(
+        "sd-inpaint",
+        help="a tiny Stable Diffusion inpainting pipeline (9-channel UNet), pre-trained to fill random boxes",
+        description="Widen a tiny Stable Diffusion UNet to the 9 inpainting input channels (4 latent + 1 mask + 4 "
+        "masked-image latent; the new channels start at zero) and pre-train it on a dataset's images with random "
+        "masks (synartifact.generator.inpaint). StableDiffusionInpaintPipeline.from_pretrained(DIR) loads it.",
+    )
+    inpaint.add_argument("--out", required=True, help="folder to write")
+    inpaint.add_argument(
+        "--base",
+        default=None,
+        metavar="DIR",
+        help="tiny text-to-image pipeline to start from, e.g. the demo's outputs/demo/tiny-sd (default: a fresh "
+        "`tiny sd`, whose VAE is then pre-trained too)",
+    )
+    inpaint.add_argument(
+        "--pretrain-dataset",
+        default=None,
+        metavar="DIR_OR_ID",
+        help="pre-train on this dataset's images and prompts (without it the inpainter is written untrained)",
+    )
+    inpaint.add_argument("--pretrain-split", default="train", help="dataset split to pre-train on")
+    inpaint.add_argument("--steps", type=int, default=200, help="inpainting UNet steps (default: 200)")
+    inpaint.add_argument(
+        "--vae-steps", type=int, default=None, help="VAE steps first (default: 0 with --base, else 100)"
+    )
+    inpaint.add_argument("--pretrain-batch-size", type=int, default=16, help="images per pre-training step")
+    inpaint.add_argument("--pretrain-max-images", type=int, default=2000, help="use at most this many images")
+    inpaint.add_argument("--seed", type=int, default=0, help="seed for the weights and the training")
+    inpaint.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    inpaint.set_defaults(func=_tiny_sd_inpaint_command)
     return parser
+
+
+def _tiny_sd_inpaint_command(args: argparse.Namespace) -> None:
+    from synartifact.tiny import build_tiny_sd_inpaint
+
+    kwargs = {
+        "split": args.pretrain_split,
+        "steps": args.steps,
+        "batch_size": args.pretrain_batch_size,
+        "max_images": args.pretrain_max_images,
+    }
+    if args.vae_steps is not None:
+        kwargs["vae_steps"] = args.vae_steps
+    print(
+        build_tiny_sd_inpaint(
+            args.out, args.pretrain_dataset, base=args.base, seed=args.seed, overwrite=args.overwrite, **kwargs
+        )
+    )
 
 
 def _tiny_sd_command(args: argparse.Namespace) -> None:

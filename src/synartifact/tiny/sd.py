@@ -181,3 +181,44 @@ def build_pretrained_tiny_sd(
         base = build_tiny_sd(Path(scratch) / "random", seed=seed)
         kwargs.setdefault("base_name", f"synartifact.tiny.build_tiny_sd(seed={seed})")
         return pretrain_sd(base, dataset, out, seed=seed, overwrite=overwrite, **kwargs)
+
+
+def build_tiny_sd_inpaint(
+    out: str | Path,
+    dataset: Any = None,
+    base: str | Path | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    **kwargs: Any,
+) -> Path:
+    """A tiny inpainting pipeline (``StableDiffusionInpaintPipeline``, 9-channel UNet) written to ``out``.
+
+    Starts from the tiny text-to-image pipeline at ``base`` (e.g. the demo's pre-trained ``outputs/demo/tiny-sd``),
+    else from a fresh :func:`build_tiny_sd` (random weights; its VAE is then pre-trained too when a ``dataset`` is
+    given), widens its UNet with zero-initialized mask channels and pre-trains it on ``dataset``
+    (:func:`~synartifact.generator.inpaint.pretrain_inpaint`, which ``kwargs`` go to). Without ``dataset`` the
+    widened pipeline is written untrained. Returns ``out``.
+    """
+    import tempfile
+
+    from synartifact.generator.inpaint import pretrain_inpaint
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists: pass overwrite=True (or --overwrite) to replace it.")
+    if dataset is None:
+        kwargs["steps"] = 0
+        kwargs["vae_steps"] = 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if base is not None:
+        if not (Path(base) / "model_index.json").is_file():
+            raise FileNotFoundError(
+                f"--base {base} is not a Stable Diffusion pipeline folder (no model_index.json): build one with "
+                "`synartifact tiny sd --out DIR`."
+            )
+        return pretrain_inpaint(base, dataset, out, seed=seed, overwrite=overwrite, **kwargs)
+    kwargs.setdefault("vae_steps", 100)
+    with tempfile.TemporaryDirectory(prefix=f"{out.name}.random-", dir=out.parent) as scratch:
+        fresh = build_tiny_sd(Path(scratch) / "random", seed=seed)
+        kwargs.setdefault("base_name", f"synartifact.tiny.build_tiny_sd(seed={seed})")
+        return pretrain_inpaint(fresh, dataset, out, seed=seed, overwrite=overwrite, **kwargs)

@@ -1,0 +1,315 @@
+"""Repair: classify -> mask -> inpaint -> classify again -> keep the better image; the tiny inpainter; the command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT, train_answering_classifier
+from PIL import Image
+
+from synartifact import cli
+from synartifact.generator.inpaint import inpainting_unet
+from synartifact.repair import ArtifactRepairer, artifact_mask, resolve_cli_options
+from synartifact.report import Artifact, ArtifactReport
+from synartifact.tiny import build_tiny_sd_inpaint
+
+BOX = (0.25, 0.25, 0.5, 0.5)
+
+
+@pytest.fixture(scope="module")
+def inpainter_dir(tmp_path_factory, tiny_sd, tiny_dataset):
+    """The tiny inpainter, widened from the tiny SD and pre-trained a few steps on the tiny dataset."""
+    return build_tiny_sd_inpaint(
+        tmp_path_factory.mktemp("inpaint") / "tiny-sd-inpaint", tiny_dataset, base=tiny_sd, steps=3, progress=False
+    )
+
+
+@pytest.fixture(scope="module")
+def inpainter(inpainter_dir):
+    from diffusers import StableDiffusionInpaintPipeline
+
+    return StableDiffusionInpaintPipeline.from_pretrained(inpainter_dir)
+
+
+class StubClassifier:
+    """Answers the same artifacts for every image and counts its calls."""
+
+    mode = "full"
+
+    def __init__(self, artifacts):
+        self.artifacts = list(artifacts)
+        self.calls = 0
+
+    def predict(self, images, batch_size=8, progress=False):
+        self.calls += 1
+        return [
+            ArtifactReport(list(self.artifacts), raw_text="...", width=image.width, height=image.height)
+            for image in images
+        ]
+
+
+class StubReward:
+    """Hands out the given rewards in order, one per image scored."""
+
+    def __init__(self, values):
+        self.values = list(values)
+
+    def score_images(self, images):
+        return [self.values.pop(0) for _ in images]
+
+
+class NoInpainter:
+    """An inpainting pipeline that must not be called."""
+
+    unet = vae = object()
+    vae_scale_factor = 8
+
+    def __call__(self, **kwargs):
+        raise AssertionError("the inpainter ran although there was nothing to repair")
+
+
+def _images(n=2, size=(48, 40)):
+    return [
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+        for i in range(n)
+    ]
+
+
+def _repairer(inpainter, artifacts, rewards, **kwargs):
+    kwargs.setdefault("num_inference_steps", 2)
+    return ArtifactRepairer(StubClassifier(artifacts), inpainter, StubReward(rewards), progress=False, **kwargs)
+
+
+def test_the_mask_covers_the_boxes_with_the_margin_and_feathers_inside():
+    hard, alpha = artifact_mask((100, 50), [(0.2, 0.2, 0.4, 0.6)], margin=0.1)
+    expected = np.zeros((50, 100), bool)
+    expected[5:35, 10:50] = True  # x 0.1..0.5 of 100 px, y 0.1..0.7 of 50 px
+    assert np.array_equal(hard, expected)
+    assert (alpha[~hard] == 0).all() and (alpha[hard] > 0).all()
+    assert alpha[20, 30] == pytest.approx(1.0) and alpha[5, 30] < 0.5  # full inside, soft at the edge
+    hard, _ = artifact_mask((100, 50), [(0.0, 0.9, 0.05, 1.0)], margin=0.2)
+    assert hard[-1, 0] and hard.sum() == 25 * 15  # x 0..0.25, y 0.7..1 (clipped to the image)
+    with pytest.raises(ValueError, match="margin"):
+        artifact_mask((10, 10), [BOX], margin=2)
+    with pytest.raises(ValueError, match="x0 < x1"):
+        artifact_mask((10, 10), [(0.5, 0.1, 0.2, 0.3)])
+
+
+def test_a_repair_that_raises_the_reward_is_kept_and_only_the_mask_changes(inpainter):
+    images = _images()
+    # before: 0.5 each; round 0 candidates: 0.9 (kept) and 0.1 (discarded); round 1: 0.95 (kept), 0.7 (kept)
+    repairer = _repairer(
+        inpainter, [Artifact("localized_blur", BOX, "The face is blurred.")], [0.5, 0.5, 0.9, 0.1, 0.95, 0.7]
+    )
+    results = repairer.repair(images, prompts=["a cat", None], rounds=2, seed=0)
+    first, second = results
+    assert [r.accepted for r in first.rounds] == [True, True] and [r.accepted for r in second.rounds] == [False, True]
+    assert (first.reward_before, first.reward_after) == (0.5, 0.95)
+    assert (second.reward_before, second.reward_after) == (0.5, 0.7)
+    hard, _ = artifact_mask(images[0].size, [BOX], margin=0.05)
+    for result, image in zip(results, images):
+        assert result.original is image or np.array_equal(np.asarray(result.original), np.asarray(image))
+        before, after = np.asarray(image), np.asarray(result.image)
+        mask = np.asarray(result.mask) > 0
+        assert np.array_equal(mask, hard)
+        assert np.array_equal(before[~mask], after[~mask]), "pixels outside the mask are bit-identical"
+        assert (before[mask] != after[mask]).any(), "the inpainter repainted inside the mask"
+        assert result.mask_area == pytest.approx(hard.mean())
+    assert first.rounds[0].negative_prompt == "The face is blurred."
+
+
+def test_a_repair_that_lowers_the_reward_is_discarded(inpainter):
+    image = _images(1)[0]
+    repairer = _repairer(inpainter, [Artifact("localized_blur", BOX)], [0.6, 0.2, 0.6])
+    result = repairer.repair([image], rounds=2)[0]
+    assert [r.accepted for r in result.rounds] == [False, False]
+    assert [r.reward_after for r in result.rounds] == [0.2, 0.6]  # equal is not better either
+    assert np.array_equal(np.asarray(result.image), np.asarray(image))
+    assert result.reward_after == result.reward_before == 0.6 and not result.changed and result.mask_area == 0.0
+
+
+def test_nothing_found_means_nothing_changes():
+    image = _images(1)[0]
+    classifier = StubClassifier([])
+    result = ArtifactRepairer(classifier, NoInpainter(), StubReward([1.0]), progress=False).repair([image])[0]
+    assert result.rounds == [] and result.image is not None
+    assert np.array_equal(np.asarray(result.image), np.asarray(image)) and result.mask_area == 0.0
+    assert classifier.calls == 1
+
+
+def test_artifacts_without_boxes_use_the_hints_or_are_skipped(inpainter):
+    image = _images(1)[0]
+    unboxed = [Artifact("localized_blur")]
+    skipped = ArtifactRepairer(StubClassifier(unboxed), NoInpainter(), StubReward([0.5]), progress=False)
+    result = skipped.repair([image], rounds=2)[0]
+    assert result.rounds == [] and result.unboxed and result.mask_area == 0.0
+    hinted = _repairer(inpainter, unboxed, [0.5, 0.9], unboxed="skip")
+    result = hinted.repair([image], rounds=1, hints=[[BOX]])[0]
+    assert result.changed and np.array_equal(np.asarray(result.mask) > 0, artifact_mask(image.size, [BOX])[0])
+    whole = _repairer(inpainter, unboxed, [0.5, 0.9], unboxed="image")
+    assert whole.repair([image], rounds=1)[0].mask_area == 1.0
+
+
+def test_repair_is_seeded(inpainter):
+    image = _images(1)[0]
+    artifacts = [Artifact("localized_blur", BOX)]
+    a = _repairer(inpainter, artifacts, [0.1, 0.9]).repair([image], seed=3, rounds=1)[0]
+    b = _repairer(inpainter, artifacts, [0.1, 0.9]).repair([image], seed=3, rounds=1)[0]
+    c = _repairer(inpainter, artifacts, [0.1, 0.9]).repair([image], seed=4, rounds=1)[0]
+    assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+    assert not np.array_equal(np.asarray(a.image), np.asarray(c.image))
+
+
+def test_bad_inputs_give_clear_errors(inpainter, tmp_path):
+    repairer = _repairer(inpainter, [], [1.0] * 10)
+    image = _images(1)[0]
+    with pytest.raises(ValueError, match="rounds"):
+        repairer.repair([image], rounds=0)
+    with pytest.raises(ValueError, match="1 images but 2 prompts"):
+        repairer.repair([image], prompts=["a", "b"])
+    with pytest.raises(ValueError, match="Image 1: .*too small"):
+        repairer.repair([image, Image.new("RGB", (2, 2))])
+    with pytest.raises(ValueError, match="No images"):
+        repairer.repair([])
+    with pytest.raises(ValueError, match=r"hints\[0\]"):
+        repairer.repair([image], hints=[[(0.5, 0.5, 0.1)]])
+    with pytest.raises(ValueError, match="margin"):
+        ArtifactRepairer(StubClassifier([]), inpainter, StubReward([]), margin=-0.1)
+    with pytest.raises(ValueError, match="unboxed"):
+        ArtifactRepairer(StubClassifier([]), inpainter, StubReward([]), unboxed="guess")
+    with pytest.raises(FileNotFoundError, match="model_index.json"):
+        ArtifactRepairer(StubClassifier([]), str(tmp_path / "missing"), StubReward([]))
+    with pytest.raises(ValueError, match="inpainting pipeline"):
+        ArtifactRepairer(StubClassifier([]), 42, StubReward([]))
+
+
+def test_the_default_reward_reads_the_classifiers_reports(inpainter, tiny_vlm):
+    """Without a reward, the repairer scores with ArtifactReward(classifier, mode='generate'): an untrained tiny
+    VLM's answers name no kind, so every image gets the unparsable reward and nothing is repaired."""
+    from synartifact.classifier import ArtifactClassifier
+    from synartifact.reward import ArtifactReward
+
+    classifier = ArtifactClassifier.from_pretrained(tiny_vlm, device="cpu", max_new_tokens=8)
+    repairer = ArtifactRepairer(classifier, inpainter, progress=False)
+    assert isinstance(repairer.reward, ArtifactReward) and repairer.reward.mode == "generate"
+    result = repairer.repair(_images(1))[0]
+    assert result.reward_before == repairer.reward.details([result.original])[0]["reward"]
+    assert result.rounds == [] and result.reward_after == result.reward_before
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The tiny inpainter
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_tiny_sd_inpaint_builds_a_9_channel_unet_that_starts_at_zero(tmp_path, tiny_sd, tiny_dataset, inpainter_dir):
+    from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
+
+    out = tmp_path / "untrained"
+    assert cli.main(["tiny", "sd-inpaint", "--out", str(out), "--base", str(tiny_sd)]) == 0
+    base = StableDiffusionPipeline.from_pretrained(tiny_sd).unet.conv_in.weight
+    for folder, trained in ((out, False), (inpainter_dir, True)):
+        unet = StableDiffusionInpaintPipeline.from_pretrained(folder).unet
+        assert unet.config.in_channels == 9
+        extra = unet.conv_in.weight[:, 4:]
+        assert (extra.abs().sum() > 0) == trained, "untrained: the mask channels are zero; training moves them"
+        if not trained:
+            assert torch.equal(unet.conv_in.weight[:, :4], base)
+    record = json.loads((inpainter_dir / "inpaint_pretrain.json").read_text())
+    assert record["in_channels"] == 9 and record["steps"] == 3 and np.isfinite(record["final_loss"])
+    assert cli.main(["tiny", "sd-inpaint", "--out", str(out), "--base", str(tiny_sd)]) == 2  # exists: --overwrite
+
+
+def test_widening_keeps_the_text_to_image_prediction(tiny_sd):
+    from diffusers import StableDiffusionPipeline
+
+    unet = StableDiffusionPipeline.from_pretrained(tiny_sd).unet
+    wide = inpainting_unet(unet)
+    latents, text = torch.randn(1, 4, 16, 16), torch.randn(1, 77, 32)
+    extra = torch.randn(1, 5, 16, 16)
+    with torch.no_grad():
+        expected = unet(latents, 10, text).sample
+        got = wide(torch.cat([latents, extra], dim=1), 10, text).sample
+    assert torch.allclose(expected, got, atol=1e-5)
+    with pytest.raises(ValueError, match="already"):
+        inpainting_unet(wide)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The command
+# ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def answering_classifier(tmp_path_factory, tiny_vlm):
+    return train_answering_classifier(tiny_vlm, tmp_path_factory.mktemp("clf") / "answering", steps=60)
+
+
+def test_repair_command_writes_images_jsonl_and_grid(tmp_path, answering_classifier, inpainter_dir, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, image in enumerate(_images(2)):
+        image.save(folder / f"img{i}.png")
+    _images(1)[0].save(folder / "photo.jpg")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot an image")
+    out = tmp_path / "out"
+    args = ["repair", "--classifier", str(answering_classifier), "--inpainter", str(inpainter_dir)]
+    args += ["--images", str(folder), "--out", str(out), "--rounds", "1", "--num-inference-steps", "2"]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "skipped broken.png" in printed
+    rows = [json.loads(line) for line in (out / "repair.jsonl").read_text().splitlines()]
+    assert [r["image"] for r in rows] == ["img0.png", "img1.png", "photo.jpg"]
+    assert [r["output"] for r in rows] == ["img0.png", "img1.png", "photo.png"]  # lossless: pixels kept exact
+    for row in rows:
+        for key in ("kinds_before", "kinds_after", "reward_before", "reward_after", "rounds", "mask_area"):
+            assert key in row, key
+        # the over-fitted classifier answers the same for any image: a repair never raises its reward
+        assert row["kinds_before"] == ["chromatic_irregularity", "localized_blur"]
+        assert row["rounds"] == 1 and row["mask_area"] == 0.0 and row["reward_after"] == row["reward_before"]
+    assert np.array_equal(np.asarray(Image.open(out / "img0.png")), np.asarray(Image.open(folder / "img0.png")))
+    assert (out / "before_after.png").stat().st_size > 5000
+    skipped = [json.loads(line) for line in (out / "skipped.jsonl").read_text().splitlines()]
+    assert skipped[0]["image"] == "broken.png" and "not a readable image" in skipped[0]["reason"]
+    assert cli.main(args) == 2  # the output exists: --overwrite
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_repair_command_reads_a_dataset_split_and_a_config(tmp_path, tiny_vlm, tiny_dataset, inpainter_dir):
+    config = tmp_path / "repair.yaml"
+    config.write_text(
+        f"classifier: {tiny_vlm}\ninpainter: {inpainter_dir}\nimages: {tiny_dataset}\noutput_dir: {tmp_path / 'o'}\n"
+        "split: test\nmax_images: 2\nrounds: 1\nnum_inference_steps: 1\n"
+    )
+    assert cli.main(["repair", "--config", str(config)]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "o" / "repair.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r["image"].startswith("synth-0-") and r["image"].endswith(".png") for r in rows)
+    assert all((tmp_path / "o" / r["output"]).is_file() for r in rows)
+    config.write_text("classifier: x\nmystery: 1\n")
+    with pytest.raises(ValueError, match="unknown key.*mystery"):
+        resolve_cli_options(cli_args(["--config", str(config)]))
+    with pytest.raises(ValueError, match="--inpainter"):
+        resolve_cli_options(cli_args(["--classifier", "x", "--images", "y", "--out", "z"]))
+
+
+def cli_args(argv):
+    import argparse
+
+    from synartifact.repair import add_cli
+
+    parser = argparse.ArgumentParser()
+    add_cli(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["repair", *argv])
+
+
+def test_the_gpu_recipe_parses_and_names_its_models():
+    recipe = ROOT / "recipes" / "sd-inpainting" / "repair.yaml"
+    assert recipe.read_text().splitlines()[0].lower().startswith("# hardware")
+    options = resolve_cli_options(cli_args(["--config", str(recipe)]))
+    assert options["inpainter"] == "stable-diffusion-v1-5/stable-diffusion-inpainting"
+    assert options["classifier"] == "outputs/llava-1.5-7b-synartifact-lora"
+    assert Path(options["output_dir"]).parts[0] == "outputs"
