@@ -93,3 +93,25 @@ def test_kinds_subset_and_max_artifacts(tmp_path, capsys):
     bad = ["dataset", "synth", "--n", "2", "--size", "32", "--out", str(tmp_path / "t"), "--kinds", "faces"]
     assert main(bad) == 2 and not (tmp_path / "t").exists()
     assert "Unknown artifact kind 'faces'" in capsys.readouterr().err
+
+
+def test_select_split_takes_names_and_slices():
+    import datasets
+    import pytest
+
+    from synartifact.data.splits import select_split
+
+    splits = {
+        "train": datasets.Dataset.from_dict({"i": list(range(10))}),
+        "test": datasets.Dataset.from_dict({"i": [0]}),
+    }
+    assert select_split(splits, "train")["i"] == list(range(10))
+    assert select_split(splits, "train[:4]")["i"] == [0, 1, 2, 3]
+    assert select_split(splits, "train[50%:]")["i"] == [5, 6, 7, 8, 9]
+    assert select_split(splits, "train[-2:]")["i"] == [8, 9]
+    first, second = select_split(splits, "train[:60%]")["i"], select_split(splits, "train[60%:]")["i"]
+    assert not set(first) & set(second) and len(first) + len(second) == 10
+    with pytest.raises(ValueError, match="no split 'valid'"):
+        select_split(splits, "valid[:3]")
+    with pytest.raises(ValueError, match="NAME\\[start:stop\\]"):
+        select_split(splits, "train[1]")

@@ -64,6 +64,12 @@ class DemoSettings:
     clean_fraction: float = 0.2
     test_size: float = 0.15
     seed: int = 0
+    # The reward's classifier trains on the first part of the train split; the judge, on the rest (data the reward
+    # model never saw), with another seed and another architecture family (Idefics3, the reward being LLaVA).
+    reward_train_split: str = "train[:75%]"
+    judge_train_split: str = "train[75%:]"
+    judge_arch: str = "idefics3"
+    judge_epochs: int = 10
     sft_recipe: Path = RECIPES / "tiny/sft/config_cpu.yaml"
     ddpo_recipe: Path = RECIPES / "tiny/ddpo/config_cpu.yaml"
     sft_overrides: list[str] = field(default_factory=list)
@@ -147,10 +153,71 @@ def _stage_sft(s: DemoSettings, out: Path) -> None:
             str(s.out / "tiny-vlm"),
             "--output_dir",
             str(out),
+            "--dataset_train_split",
+            s.reward_train_split,
             "--seed",
             str(s.seed),
             *s.sft_overrides,
         ],
+    )
+
+
+def _stage_judge_vlm(s: DemoSettings, out: Path) -> None:
+    from synartifact.tiny import build_tiny_vlm
+
+    build_tiny_vlm(out, arch=s.judge_arch, seed=s.seed + 1, overwrite=True)
+
+
+def _stage_judge(s: DemoSettings, out: Path) -> None:
+    _python_module(
+        "synartifact.sft",
+        [
+            "--config",
+            str(s.sft_recipe),
+            "--dataset_name",
+            str(s.out / "dataset"),
+            "--model_name_or_path",
+            str(s.out / "judge-vlm"),
+            "--output_dir",
+            str(out),
+            "--dataset_train_split",
+            s.judge_train_split,
+            "--num_train_epochs",
+            str(s.judge_epochs),
+            "--seed",
+            str(s.seed + 1),
+        ],
+    )
+
+
+def _stage_judge_eval(s: DemoSettings, out: Path) -> None:
+    from synartifact.classifier.evaluation import run_evaluation
+
+    run_evaluation(
+        model=str(s.out / "judge"),
+        baseline=str(s.out / "judge-vlm"),
+        dataset=str(s.out / "dataset"),
+        split="test",
+        out=out,
+        max_samples=s.eval_max_samples,
+        overwrite=True,
+    )
+
+
+def _stage_reward_check(s: DemoSettings, out: Path) -> None:
+    """Pair accuracy of the reward DDPO optimizes (the recipe's score mode, soft), on the kinds the demo trains."""
+    from synartifact.reward_check import run_reward_check
+
+    run_reward_check(
+        reward=str(s.out / "classifier"),
+        dataset=str(s.out / "dataset"),
+        out=out,
+        split="test",
+        kinds=list(s.kinds) if s.kinds else None,
+        seed=s.seed,
+        reward_mode="score",
+        reward_soft=True,
+        overwrite=True,
     )
 
 
@@ -210,6 +277,7 @@ def _stage_generator_eval(s: DemoSettings, out: Path) -> None:
         prompts=str(s.out / "dataset"),
         seeds=list(s.gen_seeds),
         images_per_prompt=s.gen_images_per_prompt,
+        judge=str(s.out / "judge"),
         out=out,
         overwrite=True,
     )
@@ -299,8 +367,49 @@ STAGES: tuple[Stage, ...] = (
         "classifier",
         "fine-tune the classifier with TRL SFTTrainer (LoRA or full, as the recipe says)",
         _stage_sft,
-        lambda s: {"recipe": _file_digest(s.sft_recipe), "overrides": s.sft_overrides, "seed": s.seed},
+        lambda s: {
+            "recipe": _file_digest(s.sft_recipe),
+            "overrides": s.sft_overrides,
+            "seed": s.seed,
+            "split": s.reward_train_split,
+        },
         after=("dataset", "tiny-vlm"),
+    ),
+    Stage(
+        "reward-check",
+        "reward-check",
+        "pair accuracy: does the reward rank a clean image above the same image with an artifact?",
+        _stage_reward_check,
+        lambda s: {"seed": s.seed, "kinds": s.kinds},
+        after=("dataset", "sft"),
+    ),
+    Stage(
+        "judge-vlm",
+        "judge-vlm",
+        "build the judge's tiny VLM (another family, another seed)",
+        _stage_judge_vlm,
+        lambda s: {"seed": s.seed + 1, "arch": s.judge_arch},
+    ),
+    Stage(
+        "judge",
+        "judge",
+        "train the independent judge on the part of the train split the reward's classifier never saw",
+        _stage_judge,
+        lambda s: {
+            "recipe": _file_digest(s.sft_recipe),
+            "seed": s.seed + 1,
+            "split": s.judge_train_split,
+            "epochs": s.judge_epochs,
+        },
+        after=("dataset", "judge-vlm"),
+    ),
+    Stage(
+        "judge-eval",
+        "judge-eval",
+        "evaluate the judge (zero-shot base vs trained) on the test split",
+        _stage_judge_eval,
+        lambda s: {"max": s.eval_max_samples},
+        after=("dataset", "judge-vlm", "judge"),
     ),
     Stage(
         "evaluate",
@@ -332,7 +441,7 @@ STAGES: tuple[Stage, ...] = (
         "compare base and refined generator on the same prompts and seeds",
         _stage_generator_eval,
         lambda s: {"seeds": list(s.gen_seeds), "images_per_prompt": s.gen_images_per_prompt},
-        after=("dataset", "sft", "tiny-sd", "ddpo"),
+        after=("dataset", "sft", "tiny-sd", "ddpo", "judge"),
     ),
     Stage(
         "tiny-sd-inpaint",
@@ -361,7 +470,7 @@ STAGES: tuple[Stage, ...] = (
         "write REPORT.md",
         _stage_report,
         lambda s: {},
-        after=("dataset", "evaluate", "generator-eval", "repair"),
+        after=("dataset", "evaluate", "reward-check", "judge-eval", "generator-eval", "repair"),
     ),
 )
 
@@ -538,6 +647,7 @@ def write_report(s: DemoSettings, folder: Path) -> Path:
             lines += [f"![{png.stem}](generator-eval/{png.name})", ""]
     for png in sorted((out / "generator").glob("*.png")):
         lines += [f"![{png.stem}](generator/{png.name})", ""]
+    lines += _trust_section(out)
     lines += _repair_section(out)
     lines += ["## Stage times (seconds)", "", "| stage | seconds |", "|---|---|"]
     lines += [
@@ -563,6 +673,59 @@ def write_report(s: DemoSettings, folder: Path) -> Path:
     tmp.write_text("\n".join(lines))
     os.replace(tmp, path)
     return path
+
+
+def _trust_section(out: Path) -> list[str]:
+    """REPORT.md's "Is the gain real?": the reward's pair accuracy, the judge's quality, reward vs judge gains."""
+    check = _load_json(out / "reward-check" / "metrics.json")
+    judge_eval = _load_json(out / "judge-eval" / "metrics.json")
+    gen = _load_json(out / "generator-eval" / "metrics.json")
+    if not (check or judge_eval or gen.get("judge")):
+        return []
+    lines = ["## Is the gain real?", ""]
+    if check:
+        lines += [
+            f"**Reward pair accuracy**: on {check.get('n_pairs')} pairs (a clean held-out image and the same image "
+            "with one injected artifact), how often the reward ranks the clean one higher (ties count half): "
+            f"**{_fmt(check.get('pair_accuracy'))}** overall.",
+            "",
+            "| kind | pair accuracy | pairs |",
+            "|---|---|---|",
+        ]
+        for kind, value in check.get("per_kind", {}).items():
+            lines.append(f"| {kind} | {_fmt(value)} | {check.get('per_kind_n', {}).get(kind, '')} |")
+        lines += ["", "![pair accuracy per kind](reward-check/per_kind.png)", ""]
+    if judge_eval:
+        model, base = judge_eval.get("model", {}), judge_eval.get("baseline", {})
+        lines += [
+            "**The judge**: a tiny model of another family and seed, trained on the part of the train split the "
+            f"reward's classifier never saw. On the test split: macro-F1 {_fmt(model.get('macro_f1'))} (zero-shot "
+            f"{_fmt(base.get('macro_f1'))}), artifact / no-artifact F1 {_fmt(model.get('binary_f1'))}.",
+            "",
+        ]
+    judged = gen.get("judge")
+    if judged:
+        lines += [
+            "| judged by | base | refined | gain | gain / seed spread | artifact rate base -> refined |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, side, gain in (
+            ("training reward", gen, gen.get("reward_gain_in_spread")),
+            ("independent judge", judged, gen.get("judge_gain_in_spread")),
+        ):
+            base, refined, delta = side.get("base", {}), side.get("refined", {}), side.get("delta", {})
+            lines.append(
+                f"| {name} | {_fmt(base.get('mean_reward'))} | {_fmt(refined.get('mean_reward'))} | "
+                f"{_fmt(delta.get('mean_reward'))} | {_fmt(gain)} | {_fmt(base.get('artifact_rate'))} -> "
+                f"{_fmt(refined.get('artifact_rate'))} |"
+            )
+        lines += [
+            "",
+            "A gain under the training reward that the judge does not confirm is reward hacking, not a result. Per-kind "
+            "rates: [generator-eval/report.md](generator-eval/report.md).",
+            "",
+        ]
+    return lines
 
 
 def _repair_section(out: Path) -> list[str]:

@@ -97,16 +97,14 @@ ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 def load_sft_datasets(script_args: SFTScriptArguments, training_args: SFTConfig | None = None):
     """The train (and, when evaluating, test) split as TRL ``images`` + ``prompt``/``completion`` datasets."""
     from synartifact.data import load_artifact_dataset
+    from synartifact.data.splits import select_split
 
     if not script_args.dataset_name:
         raise ValueError("dataset_name is not set: give a local dataset folder or a Hub dataset id.")
     dataset = load_artifact_dataset(script_args.dataset_name)
-    splits = dict(dataset) if isinstance(dataset, datasets.DatasetDict) else {script_args.dataset_train_split: dataset}
-    if script_args.dataset_train_split not in splits:
-        raise ValueError(
-            f"Dataset {script_args.dataset_name} has no split {script_args.dataset_train_split!r} "
-            f"(dataset_train_split); its splits are {sorted(splits)}."
-        )
+    splits = dict(dataset) if isinstance(dataset, datasets.DatasetDict) else {"train": dataset}
+    where = f"Dataset {script_args.dataset_name} (dataset_train_split)"
+    select_split(splits, script_args.dataset_train_split, where)  # a bad name fails here, before any work
     wanted = {"train": (script_args.dataset_train_split, script_args.max_train_samples)}
     evaluating = training_args is not None and (training_args.eval_strategy != "no" or training_args.do_eval)
     if evaluating:
@@ -123,7 +121,7 @@ def load_sft_datasets(script_args: SFTScriptArguments, training_args: SFTConfig 
 
     out = {}
     for name, (split, limit) in wanted.items():
-        part = splits[split]
+        part = select_split(splits, split, f"Dataset {script_args.dataset_name}")
         if limit is not None:
             part = part.select(range(min(int(limit), len(part))))
         out[name] = part.map(

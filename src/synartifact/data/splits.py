@@ -7,8 +7,10 @@ published evaluation images are the ``test`` split.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -95,3 +97,28 @@ def stratified_split(
     train = sorted(i for i, sp in assign.items() if sp == "train")
     test = sorted(i for i, sp in assign.items() if sp == "test")
     return train, test
+
+
+_SLICE_RE = re.compile(r"^(?P<name>[\w.-]+)(?:\[(?P<start>-?\d*%?):(?P<stop>-?\d*%?)\])?$")
+
+
+def select_split(splits: Mapping[str, Any], spec: str, where: str = "dataset") -> Any:
+    """The rows ``spec`` names: a split (``train``) or a slice of one in the ``datasets`` spelling (``train[:4000]``,
+    ``train[50%:]``), so that two models can train on disjoint parts of one split."""
+    match = _SLICE_RE.match(spec.strip())
+    if not match:
+        raise ValueError(f"Split {spec!r} of {where}: expected a split name or NAME[start:stop] (e.g. train[50%:]).")
+    name = match["name"]
+    if name not in splits:
+        raise ValueError(f"{where} has no split {name!r}; its splits are {sorted(splits)}.")
+    part = splits[name]
+    if match["start"] is None:
+        return part
+
+    def bound(text: str, default: int) -> int:
+        if not text:
+            return default
+        value = int(text[:-1]) * len(part) // 100 if text.endswith("%") else int(text)
+        return max(0, min(len(part), value + len(part) if value < 0 else value))
+
+    return part.select(range(bound(match["start"], 0), bound(match["stop"], len(part))))
