@@ -34,7 +34,7 @@ class SFTScriptArguments(ScriptArguments):
     )
     dataset_train_split: str = field(
         default="train",
-        metadata={"help": "Split to train on, or a slice of it in the datasets spelling: train[:4000], train[50%:]."},
+        metadata={"help": "Split to train on, or a slice of it in the datasets spelling: train[:4000], train[50%%:]."},
     )
     dataset_test_split: str = field(
         default="test", metadata={"help": "Split to evaluate on when eval_strategy is not 'no' or do_eval is set."}

@@ -141,25 +141,16 @@ def _stage_tiny_vlm(s: DemoSettings, out: Path) -> None:
     build_tiny_vlm(out, arch="llava", seed=s.seed, overwrite=True)
 
 
+def _sft(s: DemoSettings, out: Path, model: str, split: str, seed: int, *extra: str) -> None:
+    """The SFT script in a subprocess on the demo's dataset: ``model`` trained on ``split`` into ``out``."""
+    dataset = str(s.out / "dataset")
+    args = ["--config", str(s.sft_recipe), "--dataset_name", dataset, "--model_name_or_path", str(s.out / model)]
+    args += ["--output_dir", str(out), "--dataset_train_split", split, "--seed", str(seed), *extra]
+    _python_module("synartifact.sft", args)
+
+
 def _stage_sft(s: DemoSettings, out: Path) -> None:
-    _python_module(
-        "synartifact.sft",
-        [
-            "--config",
-            str(s.sft_recipe),
-            "--dataset_name",
-            str(s.out / "dataset"),
-            "--model_name_or_path",
-            str(s.out / "tiny-vlm"),
-            "--output_dir",
-            str(out),
-            "--dataset_train_split",
-            s.reward_train_split,
-            "--seed",
-            str(s.seed),
-            *s.sft_overrides,
-        ],
-    )
+    _sft(s, out, "tiny-vlm", s.reward_train_split, s.seed, *s.sft_overrides)
 
 
 def _stage_judge_vlm(s: DemoSettings, out: Path) -> None:
@@ -169,39 +160,19 @@ def _stage_judge_vlm(s: DemoSettings, out: Path) -> None:
 
 
 def _stage_judge(s: DemoSettings, out: Path) -> None:
-    _python_module(
-        "synartifact.sft",
-        [
-            "--config",
-            str(s.sft_recipe),
-            "--dataset_name",
-            str(s.out / "dataset"),
-            "--model_name_or_path",
-            str(s.out / "judge-vlm"),
-            "--output_dir",
-            str(out),
-            "--dataset_train_split",
-            s.judge_train_split,
-            "--num_train_epochs",
-            str(s.judge_epochs),
-            "--seed",
-            str(s.seed + 1),
-        ],
-    )
+    _sft(s, out, "judge-vlm", s.judge_train_split, s.seed + 1, "--num_train_epochs", str(s.judge_epochs))
+
+
+def _evaluate(s: DemoSettings, out: Path, model: str, baseline: str) -> None:
+    """``synartifact evaluate`` of ``model`` against its zero-shot ``baseline`` on the test split."""
+    from synartifact.classifier.evaluation import run_evaluation
+
+    dataset, n = str(s.out / "dataset"), s.eval_max_samples
+    run_evaluation(str(s.out / model), str(s.out / baseline), dataset, "test", out, max_samples=n, overwrite=True)
 
 
 def _stage_judge_eval(s: DemoSettings, out: Path) -> None:
-    from synartifact.classifier.evaluation import run_evaluation
-
-    run_evaluation(
-        model=str(s.out / "judge"),
-        baseline=str(s.out / "judge-vlm"),
-        dataset=str(s.out / "dataset"),
-        split="test",
-        out=out,
-        max_samples=s.eval_max_samples,
-        overwrite=True,
-    )
+    _evaluate(s, out, "judge", "judge-vlm")
 
 
 def _stage_reward_check(s: DemoSettings, out: Path) -> None:
@@ -222,17 +193,7 @@ def _stage_reward_check(s: DemoSettings, out: Path) -> None:
 
 
 def _stage_evaluate(s: DemoSettings, out: Path) -> None:
-    from synartifact.classifier.evaluation import run_evaluation
-
-    run_evaluation(
-        model=str(s.out / "classifier"),
-        baseline=str(s.out / "tiny-vlm"),
-        dataset=str(s.out / "dataset"),
-        split="test",
-        out=out,
-        max_samples=s.eval_max_samples,
-        overwrite=True,
-    )
+    _evaluate(s, out, "classifier", "tiny-vlm")
 
 
 def _stage_tiny_sd(s: DemoSettings, out: Path) -> None:

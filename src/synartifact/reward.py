@@ -58,6 +58,8 @@ from synartifact.images import as_image_list, to_rgb
 from synartifact.taxonomy import KINDS, SLUGS, get_kind
 
 __all__ = [
+    "add_reward_arguments",
+    "reward_arguments",
     "ArtifactReward",
     "REWARD_MODES",
     "REWARD_SETTINGS",
@@ -501,3 +503,31 @@ def reward_settings(*sources: Mapping[str, Any]) -> dict[str, Any]:
         if value is not None:
             kwargs[name] = value
     return kwargs
+
+
+# The command-line flags of the reward settings, shared by every command that builds an ArtifactReward.
+_REWARD_FLAGS: tuple[tuple[str, dict[str, Any], str], ...] = (
+    ("--reward-mode", {"choices": ["score", "generate"]}, "how the classifier is read (score: one forward pass)"),
+    ("--reward-weights", {}, "per-kind weights, e.g. 'awkward_facial_expression=2' (all 1 when not given)"),
+    ("--reward-soft", {"action": "bool"}, "score mode: kind probabilities in the reward, not hard labels"),
+    ("--reward-constrained", {"action": "bool"}, "score mode: compare only the answer's allowed tokens"),
+    ("--reward-temperature", {"type": float}, "score mode with --reward-soft: temperature (> 0); > 1 softer"),
+    ("--reward-follow-lines", {"action": "bool"}, "score mode: read every answer line, not only the first"),
+)
+
+
+def add_reward_arguments(parser: Any, default: str = "ArtifactReward's") -> None:
+    """Add the ``--reward-*`` flags (each ``None`` when not given, for :func:`reward_settings`) to an argparse
+    parser; ``default`` says in the help where unset settings come from."""
+    import argparse
+
+    for flag, options, help_text in _REWARD_FLAGS:
+        kwargs = dict(options)
+        if kwargs.pop("action", None) == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        parser.add_argument(flag, default=None, help=f"{help_text} (default: {default})", **kwargs)
+
+
+def reward_arguments(args: Any) -> dict[str, Any]:
+    """The ``reward_*`` settings an argparse namespace holds (those :func:`add_reward_arguments` added)."""
+    return {flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_")) for flag, _, _ in _REWARD_FLAGS}

@@ -473,6 +473,8 @@ def _as_list(values: Iterable[str] | None) -> str:
 
 def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``synartifact reward-check``."""
+    from synartifact.reward import add_reward_arguments, reward_arguments
+
     p = subparsers.add_parser(
         "reward-check",
         help="how often the reward prefers a clean held-out image to the same image with an injected artifact",
@@ -491,37 +493,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help=f"comma-separated kinds to inject (default: all the synthesizer makes: {', '.join(SYNTH_KINDS)})",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the injected artifacts (default: 0)")
-    default = " (default: ArtifactReward's, %s)"
-    p.add_argument(
-        "--reward-mode",
-        default=None,
-        choices=["score", "generate"],
-        help="how the classifier is read" + default % "score",
-    )
-    p.add_argument(
-        "--reward-weights", default=None, help="per-kind weights, e.g. 'localized_blur=2'" + default % "all 1"
-    )
-    p.add_argument(
-        "--reward-soft",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="score mode: kind probabilities in the reward" + default % "hard labels",
-    )
-    p.add_argument(
-        "--reward-constrained",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="score mode: compare only the answer's allowed tokens" + default % "off",
-    )
-    p.add_argument(
-        "--reward-temperature", type=float, default=None, help="score mode with --reward-soft" + default % "1"
-    )
-    p.add_argument(
-        "--reward-follow-lines",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="score mode: read every answer line" + default % "off",
-    )
+    add_reward_arguments(p)
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 
@@ -534,12 +506,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             max_images=args.max_images,
             kinds=args.kinds,
             seed=args.seed,
-            reward_mode=args.reward_mode,
-            reward_weights=args.reward_weights,
-            reward_soft=args.reward_soft,
-            reward_constrained=args.reward_constrained,
-            reward_temperature=args.reward_temperature,
-            reward_follow_lines=args.reward_follow_lines,
+            **reward_arguments(args),
             overwrite=args.overwrite,
             device=args.device,
         )

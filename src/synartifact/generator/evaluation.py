@@ -510,6 +510,8 @@ def evaluate_generator(
 
 def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``synartifact evaluate-generator``."""
+    from synartifact.reward import add_reward_arguments, reward_arguments
+
     p = subparsers.add_parser(
         "evaluate-generator",
         help="compare a base and a refined generator by the classifier's reward",
@@ -557,38 +559,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="classifier-free guidance (default: the DDPO run's, else 5.0)",
     )
     p.add_argument("--eta", type=float, default=None, help="DDIM eta (default: the DDPO run's, else 1.0)")
-    run = " (default: the DDPO run's, from --lora's ddpo_summary.json, else %s)"
-    p.add_argument(
-        "--reward-mode", default=None, choices=["score", "generate"], help="how the classifier is read" + run % "score"
-    )
-    p.add_argument(
-        "--reward-weights", default=None, help="per-kind weights, e.g. 'awkward_facial_expression=2'" + run % "all 1"
-    )
-    p.add_argument(
-        "--reward-soft",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="score mode: kind probabilities in the reward" + run % "hard labels",
-    )
-    p.add_argument(
-        "--reward-constrained",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="score mode: constrained decoding (no answer counts as unparsable)" + run % "off",
-    )
-    p.add_argument(
-        "--reward-temperature",
-        type=float,
-        default=None,
-        help="score mode with --reward-soft: temperature (> 0) of the kind probabilities; > 1 softer" + run % "1",
-    )
-    p.add_argument(
-        "--reward-follow-lines",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="score mode: read every answer line (labels-mode classifiers), not only the first in one pass"
-        + run % "off",
-    )
+    add_reward_arguments(p, default="the DDPO run's, from --lora's ddpo_summary.json, else ArtifactReward's")
     p.add_argument(
         "--judge",
         default=None,
@@ -619,12 +590,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             num_prompts=args.num_prompts,
             images_per_prompt=args.images_per_prompt,
             prompt_split=args.prompt_split,
-            reward_mode=args.reward_mode,
-            reward_weights=args.reward_weights,
-            reward_soft=args.reward_soft,
-            reward_constrained=args.reward_constrained,
-            reward_temperature=args.reward_temperature,
-            reward_follow_lines=args.reward_follow_lines,
+            **reward_arguments(args),
             overwrite=args.overwrite,
             device=args.device,
             judge=args.judge,
