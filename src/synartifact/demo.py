@@ -46,10 +46,10 @@ RECIPES = Path(__file__).resolve().parent / "recipes"
 
 @dataclass
 class DemoSettings:
-    """The demo's knobs; the defaults fit 2 CPU cores and about 20 minutes (DDPO takes 9 of them)."""
+    """The demo's knobs; the defaults fit 2 CPU cores and 15 minutes (DDPO takes 6 of them)."""
 
     out: Path
-    n_images: int = 9400
+    n_images: int = 12000
     image_size: int = 64
     # A tiny VLM trained from scratch in minutes learns these five kinds from one artifact per image (macro-F1 ~0.6);
     # the other synthesized kinds need a pretrained vision tower (see recipes/tiny/sft/config_cpu.yaml).
@@ -66,10 +66,10 @@ class DemoSettings:
     seed: int = 0
     # The reward's classifier trains on the first part of the train split; the judge, on the rest (data the reward
     # model never saw), with another seed and another architecture family (Idefics3, the reward being LLaVA).
-    reward_train_split: str = "train[:75%]"
-    judge_train_split: str = "train[75%:]"
+    reward_train_split: str = "train[:80%]"
+    judge_train_split: str = "train[80%:]"
     judge_arch: str = "idefics3"
-    judge_epochs: int = 10
+    judge_epochs: int = 15
     sft_recipe: Path = RECIPES / "tiny/sft/config_cpu.yaml"
     ddpo_recipe: Path = RECIPES / "tiny/ddpo/config_cpu.yaml"
     sft_overrides: list[str] = field(default_factory=list)
