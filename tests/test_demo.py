@@ -115,6 +115,7 @@ def test_the_repair_stages_on_tiny_inputs(tmp_path, tiny_sd, tiny_dataset, tiny_
     shutil.copytree(tiny_sd, tmp_path / "tiny-sd")
     shutil.copytree(tiny_vlm, tmp_path / "classifier")
     (tmp_path / "classifier" / "synartifact_config.json").write_text('{"max_new_tokens": 4}')
+    shutil.copytree(tmp_path / "classifier", tmp_path / "judge")
     stages = {stage.name: stage for stage in demo.STAGES}
     stages["tiny-sd-inpaint"].run(settings, tmp_path / "tiny-sd-inpaint")
     assert json.loads((tmp_path / "tiny-sd-inpaint" / "model_index.json").read_text())["_class_name"] == (
@@ -125,8 +126,12 @@ def test_the_repair_stages_on_tiny_inputs(tmp_path, tiny_sd, tiny_dataset, tiny_
     assert metrics["num_images"] >= 1 and metrics["worse"] == 0 and metrics["outside_mask_unchanged"] is True
     for key in ("artifact_rate_before", "artifact_rate_after", "mean_reward_before", "mean_reward_after", "improved"):
         assert key in metrics, key
+    for when in ("before", "after"):
+        assert 0.0 <= metrics[f"judge_artifact_rate_{when}"] <= 1.0
+        assert 0.0 <= metrics[f"judge_mean_reward_{when}"] <= 1.0
     assert (tmp_path / "repair" / "before_after.png").is_file()
     lines = (tmp_path / "repair" / "repair.jsonl").read_text().splitlines()
     assert len(lines) == metrics["num_images"]
     report = demo.write_report(settings, tmp_path).read_text()
     assert "## Repair" in report and "made worse 0.000" in report and "**yes**" in report
+    assert "artifact rate (independent judge)" in report

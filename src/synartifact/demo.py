@@ -283,6 +283,7 @@ def _stage_repair(s: DemoSettings, out: Path) -> None:
         mask = np.asarray(result.mask) > 0
         outside.append(bool(np.array_equal(np.asarray(result.original)[~mask], np.asarray(result.image)[~mask])))
     metrics = summarize(results)
+    metrics.update(_judged_repair(s, results))
     metrics.update(
         {
             "outside_mask_unchanged": all(outside),
@@ -300,6 +301,19 @@ def _stage_repair(s: DemoSettings, out: Path) -> None:
     # the grid shows the images the classifier flagged first (the others are unchanged by construction)
     order = sorted(range(len(results)), key=lambda i: (not results[i].rounds, i))[:12]
     save_repair_grid([results[i] for i in order], [rows[i]["image_id"] for i in order], out / "before_after.png")
+
+
+def _judged_repair(s: DemoSettings, results: list) -> dict[str, float]:
+    """The independent judge's artifact rate and mean reward on the images before and after repair."""
+    from synartifact.reward import ArtifactReward
+
+    judge = ArtifactReward(str(s.out / "judge"), mode="generate", soft=False, device="cpu")
+    figures = {}
+    for when, images in (("before", [r.original for r in results]), ("after", [r.image for r in results])):
+        rows = judge.details(images)
+        figures[f"judge_artifact_rate_{when}"] = sum(bool(r["kinds"]) for r in rows) / len(rows)
+        figures[f"judge_mean_reward_{when}"] = sum(r["reward"] for r in rows) / len(rows)
+    return figures
 
 
 def _stage_report(s: DemoSettings, out: Path) -> None:
@@ -423,7 +437,7 @@ STAGES: tuple[Stage, ...] = (
             "steps": s.repair_inference_steps,
             "seed": s.seed,
         },
-        after=("dataset", "sft", "tiny-sd-inpaint"),
+        after=("dataset", "sft", "judge", "tiny-sd-inpaint"),
     ),
     Stage(
         "report",
@@ -713,6 +727,10 @@ def _repair_section(out: Path) -> list[str]:
         f"| artifact rate (classifier) | {_fmt(rep.get('artifact_rate_before'))} | "
         f"{_fmt(rep.get('artifact_rate_after'))} |",
         f"| mean reward | {_fmt(rep.get('mean_reward_before'))} | {_fmt(rep.get('mean_reward_after'))} |",
+        f"| artifact rate (independent judge) | {_fmt(rep.get('judge_artifact_rate_before'))} | "
+        f"{_fmt(rep.get('judge_artifact_rate_after'))} |",
+        f"| mean judge reward | {_fmt(rep.get('judge_mean_reward_before'))} | "
+        f"{_fmt(rep.get('judge_mean_reward_after'))} |",
         "",
         f"Images improved {_fmt(rep.get('improved'))}, unchanged {_fmt(rep.get('unchanged'))}, made worse "
         f"{_fmt(rep.get('worse'))} (a repair is kept only if the reward rises, so this is 0 by construction). "
