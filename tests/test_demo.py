@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+import synartifact
 from synartifact import demo
 
 
@@ -99,7 +100,7 @@ def test_default_recipes_ship_with_the_package():
     """The demo's recipes live inside the package (a wheel has them); the repository's recipes/tiny/ links to them."""
     settings = demo.DemoSettings(out=demo.Path("x"))
     for recipe in (settings.sft_recipe, settings.ddpo_recipe):
-        assert recipe.is_file() and demo.Path(demo.__file__).parent in recipe.parents
+        assert recipe.is_file() and demo.Path(synartifact.__file__).parent in recipe.parents
     repo_recipe = demo.Path(__file__).resolve().parents[1] / "recipes/tiny/sft/config_cpu.yaml"
     assert repo_recipe.resolve() == settings.sft_recipe.resolve()
 

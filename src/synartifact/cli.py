@@ -30,7 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "synartifact.reward_check",
         "how often the reward prefers a clean image to the same one with an artifact",
     ),
-    "repair": ("synartifact.repair", "inpaint the artifacts the classifier finds, keep the image if the reward rises"),
+    "repair": (
+        "synartifact.repair.cli",
+        "inpaint the artifacts the classifier finds, keep the image if the reward rises",
+    ),
     "demo": ("synartifact.demo", "run the whole pipeline offline on tiny models and write a report"),
 }
 # Commands whose arguments are parsed by TRL's TrlParser (YAML via --config, any config field as a flag).

@@ -1,0 +1,224 @@
+"""The main job end to end, offline, on tiny models: ``synartifact demo`` (``make demo``).
+
+Stages, each also its own command, each writing to its own folder under ``--out`` (default ``outputs/demo``):
+
+1. ``dataset``       synthesize SynArtifact-style data on bundled photographs -> Hub folder (card + parquet)
+2. ``tiny-vlm``      build the tiny VLM from configs (the untrained baseline)
+3. ``sft``           fine-tune it with TRL SFTTrainer + LoRA (``recipes/tiny/sft/config_cpu.yaml``)
+4. ``evaluate``      the fine-tuned classifier against its zero-shot base on the held-out split
+5. ``tiny-sd``       build the tiny Stable Diffusion pipeline from configs and pre-train it on the dataset's
+                     images and prompts (the offline stand-in for SD 1.5's pre-training; random weights draw noise)
+6. ``ddpo``          fine-tune the generator with TRL DDPOTrainer on the classifier's reward
+7. ``generator-eval`` base vs refined generator: reward with a spread over seeds, image grid
+8. ``tiny-sd-inpaint`` widen the pre-trained tiny SD into an inpainting pipeline and pre-train it to fill boxes
+9. ``repair``        inpaint the artifacts the classifier finds in held-out images, keep a repair only if the
+                     reward rises (:mod:`synartifact.repair`)
+10. ``report``       ``REPORT.md`` with the tables and plots
+
+A rerun skips every stage whose output exists and whose fingerprint (its settings and its inputs'
+fingerprints) matches; ``--force`` redoes them all, ``--force-stage NAME`` one and those after it. A stage that
+fails is named, and the outputs of the stages before it stay intact (each stage writes to a temporary
+folder that is renamed only when complete).
+
+This package runs the stages; :mod:`synartifact.demo.settings` holds the knobs, :mod:`synartifact.demo.stages`
+what each stage does, and :mod:`synartifact.demo.report` writes ``REPORT.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from synartifact.demo.report import write_report
+from synartifact.demo.settings import FINGERPRINT_FILE, RECIPES, DemoSettings
+from synartifact.demo.stages import STAGES_BEFORE_REPORT, Stage
+from synartifact.demo.stages import _python_module as _python_module  # re-exported: how a stage runs a script
+
+__all__ = ["DemoSettings", "run_demo", "add_cli", "STAGES", "Stage", "write_report", "FINGERPRINT_FILE", "RECIPES"]
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _stage_report(s: DemoSettings, out: Path) -> None:
+    write_report(s, out)
+
+
+# The report stage lives here, not in the stages module, so that it calls this package's ``write_report``.
+STAGES: tuple[Stage, ...] = (
+    *STAGES_BEFORE_REPORT,
+    Stage(
+        "report",
+        ".",
+        "write REPORT.md",
+        _stage_report,
+        lambda s: {},
+        after=("dataset", "evaluate", "reward-check", "judge-eval", "generator-eval", "repair"),
+    ),
+)
+
+
+def _stage_fingerprints(s: DemoSettings) -> dict[str, str]:
+    prints: dict[str, str] = {}
+    for stage in STAGES:
+        prints[stage.name] = _digest(
+            {"stage": stage.name, "config": stage.config(s), "inputs": [prints[a] for a in stage.after]}
+        )
+    return prints
+
+
+def _read_fingerprint(folder: Path) -> str | None:
+    marker = folder / FINGERPRINT_FILE
+    if not marker.is_file():
+        return None
+    try:
+        return json.loads(marker.read_text()).get("fingerprint")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def run_demo(settings: DemoSettings) -> Path:
+    """Run every stage that is not up to date and return the path of ``REPORT.md``."""
+    from tqdm.auto import tqdm
+
+    s = settings
+    s.out = Path(s.out)
+    s.out.mkdir(parents=True, exist_ok=True)
+    prints = _stage_fingerprints(s)
+    names = [st.name for st in STAGES]
+    if s.force_stage is not None and s.force_stage not in names:
+        raise ValueError(f"--force-stage {s.force_stage!r} is not a stage; stages: {', '.join(names)}.")
+    forced_from = names.index(s.force_stage) if s.force_stage else None
+    timings: dict[str, float] = {}
+    bar = tqdm(STAGES, desc="synartifact demo", unit="stage")
+    for i, stage in enumerate(bar):
+        bar.set_postfix_str(stage.name)
+        target = s.out if stage.folder == "." else s.out / stage.folder
+        marker_dir = s.out / ".stages" / stage.name if stage.folder == "." else target
+        forced = s.force or (forced_from is not None and i >= forced_from)
+        if not forced and _read_fingerprint(marker_dir) == prints[stage.name]:
+            tqdm.write(f"[{i + 1}/{len(STAGES)}] {stage.name}: up to date, skipped ({target})")
+            continue
+        tqdm.write(f"[{i + 1}/{len(STAGES)}] {stage.name}: {stage.describe}")
+        start = time.perf_counter()
+        tmp = target if stage.folder == "." else s.out / f".{stage.folder}.tmp-{os.getpid()}"
+        if stage.folder != ".":
+            shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            stage.run(s, tmp)
+        except Exception as err:
+            if stage.folder != ".":
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise RuntimeError(
+                f"demo stage '{stage.name}' failed ({err}); the outputs of earlier stages in {s.out} "
+                f"are intact: fix the cause and rerun `synartifact demo` to continue from here."
+            ) from err
+        if stage.folder != ".":
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        timings[stage.name] = time.perf_counter() - start
+        marker_dir.mkdir(parents=True, exist_ok=True)
+        (marker_dir / FINGERPRINT_FILE).write_text(
+            json.dumps({"fingerprint": prints[stage.name], "seconds": round(timings[stage.name], 1)})
+        )
+    report = s.out / "REPORT.md"
+    print(f"\nDone. Report: {report}")
+    print("Open the Spaces on the trained models:")
+    print(
+        f"  SYNARTIFACT_CLASSIFIER={s.out / 'classifier'} SYNARTIFACT_INPAINTER={s.out / 'tiny-sd-inpaint'} "
+        "python spaces/classify/app.py"
+    )
+    print(
+        f"  SYNARTIFACT_CLASSIFIER={s.out / 'classifier'} SYNARTIFACT_GENERATOR_BASE={s.out / 'tiny-sd'} "
+        f"SYNARTIFACT_GENERATOR_LORA={s.out / 'generator'} python spaces/generate/app.py"
+    )
+    return report
+
+
+# --- command line -------------------------------------------------------------------------------------------------
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``synartifact demo``."""
+    d = DemoSettings(out=Path("outputs/demo"))  # the command's default output folder
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the whole pipeline offline on tiny models and write a report",
+        description="Synthesize data -> build the tiny VLM -> evaluate it untrained -> SFT -> evaluate -> DDPO the tiny "
+        "generator on its reward -> evaluate base vs refined -> repair held-out images by inpainting -> REPORT.md. "
+        "Stages that are up to date are skipped.",
+    )
+    parser.add_argument("--out", type=Path, default=d.out, help=f"output folder (default: {d.out})")
+    parser.add_argument(
+        "--n-images", type=int, default=d.n_images, help=f"images to synthesize (default: {d.n_images})"
+    )
+    parser.add_argument(
+        "--image-size", type=int, default=d.image_size, help=f"synthesized image size in px (default: {d.image_size})"
+    )
+    parser.add_argument(
+        "--kinds",
+        default=",".join(d.kinds),
+        help="comma-separated kinds to synthesize, or 'all' (default: the five a tiny VLM learns from scratch)",
+    )
+    parser.add_argument(
+        "--max-artifacts", type=int, default=d.max_artifacts, help="artifacts per synthesized image, at most"
+    )
+    parser.add_argument("--seed", type=int, default=d.seed, help="seed for data, models and training")
+    parser.add_argument("--sft-recipe", type=Path, default=d.sft_recipe, help="SFT recipe YAML")
+    parser.add_argument("--ddpo-recipe", type=Path, default=d.ddpo_recipe, help="DDPO recipe YAML")
+    parser.add_argument(
+        "--sft-arg",
+        action="append",
+        default=[],
+        dest="sft_overrides",
+        metavar="FLAG",
+        help="extra flag for the SFT script, e.g. --sft-arg=--max_steps=20 (repeatable)",
+    )
+    parser.add_argument(
+        "--ddpo-arg",
+        action="append",
+        default=[],
+        dest="ddpo_overrides",
+        metavar="FLAG",
+        help="extra flag for the DDPO script, e.g. --ddpo-arg=--num_epochs=2 (repeatable)",
+    )
+    parser.add_argument(
+        "--eval-max-samples", type=int, default=d.eval_max_samples, help="cap the evaluation split (0: all)"
+    )
+    parser.add_argument("--force", action="store_true", help="redo every stage")
+    parser.add_argument(
+        "--force-stage",
+        default=None,
+        choices=[st.name for st in STAGES],
+        help="redo this stage and every stage after it",
+    )
+    parser.set_defaults(func=_cli)
+    return parser
+
+
+def _cli(args: argparse.Namespace) -> int:
+    settings = DemoSettings(
+        out=args.out,
+        n_images=args.n_images,
+        image_size=args.image_size,
+        kinds=None if args.kinds == "all" else tuple(k.strip() for k in args.kinds.split(",") if k.strip()),
+        max_artifacts=args.max_artifacts,
+        seed=args.seed,
+        sft_recipe=args.sft_recipe,
+        ddpo_recipe=args.ddpo_recipe,
+        sft_overrides=args.sft_overrides,
+        ddpo_overrides=args.ddpo_overrides,
+        eval_max_samples=args.eval_max_samples or None,
+        force=args.force,
+        force_stage=args.force_stage,
+    )
+    run_demo(settings)
+    return 0

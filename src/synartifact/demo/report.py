@@ -1,0 +1,225 @@
+"""The demo's ``REPORT.md``: tables and plots gathered from the stages' JSON outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from synartifact.demo.settings import FINGERPRINT_FILE, DemoSettings
+from synartifact.demo.stages import STAGES_BEFORE_REPORT
+
+__all__ = ["write_report"]
+
+
+def _load_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def write_report(s: DemoSettings, folder: Path) -> Path:
+    """Write ``REPORT.md`` from the stages' JSON outputs and link their plots."""
+    out = Path(s.out)
+    clf = _load_json(out / "classifier-eval" / "metrics.json")
+    gen = _load_json(out / "generator-eval" / "metrics.json")
+    times = {
+        st.name: _load_json(
+            (out / ".stages" / st.name if st.folder == "." else out / st.folder) / FINGERPRINT_FILE
+        ).get("seconds")
+        for st in STAGES_BEFORE_REPORT
+    }
+    lines = [
+        "# synartifact demo report",
+        "",
+        "Everything below ran offline on tiny models built from configs (random initial weights), on data "
+        "synthesized from photographs bundled with scikit-image. The numbers show the pipeline works end to end; "
+        "they say nothing about real checkpoints.",
+        "",
+    ]
+    lines += ["## Dataset", "", f'Hub-layout folder: `{out / "dataset"}` (`load_dataset("{out / "dataset"}")`).', ""]
+    if (out / "dataset" / "artifacts_per_kind.png").is_file():
+        lines += ["![artifacts per kind](dataset/artifacts_per_kind.png)", ""]
+    run = _load_json(out / "classifier" / "sft_run.json")
+    method = "SFT + LoRA" if run.get("use_peft") else "SFT, full fine-tuning"
+    lines += [f"## Classifier: zero-shot base vs fine-tuned ({method})", ""]
+    if run:
+        lines += [
+            f"Trained {run.get('global_step')} steps on {run.get('num_train_samples')} images "
+            f"(answer mode `{run.get('answer_mode')}`, final train loss {_fmt(run.get('train_loss'))}).",
+            "",
+        ]
+    if clf:
+        keys = ["accuracy", "macro_f1", "micro_f1", "exact_match"]
+        lines += ["| metric | baseline (zero-shot) | fine-tuned | delta |", "|---|---|---|---|"]
+        for key in keys:
+            b, m = clf.get("baseline", {}).get(key), clf.get("model", {}).get(key)
+            delta = m - b if isinstance(m, (int, float)) and isinstance(b, (int, float)) else ""
+            lines.append(f"| {key} | {_fmt(b)} | {_fmt(m)} | {_fmt(delta)} |")
+        lines += ["", "Full report: [classifier-eval/report.md](classifier-eval/report.md)", ""]
+        for png in sorted((out / "classifier-eval").glob("*.png")):
+            lines += [f"![{png.stem}](classifier-eval/{png.name})", ""]
+    pre = _load_json(out / "tiny-sd" / "pretrain.json")
+    if pre:
+        lines += [
+            "## Base generator: the tiny Stable Diffusion pre-trained on the dataset",
+            "",
+            f"VAE {pre.get('vae_steps')} steps, UNet {pre.get('unet_steps')} steps on {pre.get('num_images')} images "
+            f"and {pre.get('num_prompts')} prompts at {pre.get('resolution')} px in {_fmt(pre.get('seconds'))} s "
+            f"(final noise-prediction loss {_fmt(pre.get('final_unet_loss'))}). Samples:",
+            "",
+            "![pre-trained samples](tiny-sd/pretrain_samples.png)",
+            "",
+        ]
+    lines += ["## Generator: base vs refined (DDPO on the classifier's reward)", ""]
+    if gen:
+        summary = _load_json(out / "generator" / "ddpo_summary.json")
+        if summary:
+            timing = summary.get("timing", {})
+            lines += [
+                f"DDPO: {summary.get('epochs')} epochs in {_fmt(sum(timing.get(k, 0) for k in ('sampling_s', 'reward_s', 'training_s')))} s "
+                f"(sampling {100 * timing.get('sampling_share', 0):.0f} %, reward "
+                f"{100 * timing.get('reward_share', 0):.0f} %, training {100 * timing.get('training_share', 0):.0f} %) "
+                f"on {len(summary.get('train_prompts', []))} training prompts; evaluated below on "
+                f"{gen.get('config', {}).get('num_prompts')} held-out prompts x "
+                f"{gen.get('config', {}).get('images_per_prompt', 1)} images x seeds {gen.get('config', {}).get('seeds')}.",
+                "",
+            ]
+        lines += ["| generator | mean reward | spread over seeds (std) |", "|---|---|---|"]
+        for key in ("base", "refined"):
+            part = gen.get(key, {})
+            lines.append(f"| {key} | {_fmt(part.get('mean_reward'))} | {_fmt(part.get('std'))} |")
+        delta = gen.get("delta", {})
+        if delta:
+            lines += [
+                "",
+                f"Gain {_fmt(delta.get('mean_reward'))} = {_fmt(delta.get('gain_over_spread'))} x the larger seed "
+                "spread (the target is > 2).",
+            ]
+        lines += ["", "Full report: [generator-eval/report.md](generator-eval/report.md)", ""]
+        for png in sorted((out / "generator-eval").glob("*.png")):
+            lines += [f"![{png.stem}](generator-eval/{png.name})", ""]
+    for png in sorted((out / "generator").glob("*.png")):
+        lines += [f"![{png.stem}](generator/{png.name})", ""]
+    lines += _trust_section(out)
+    lines += _repair_section(out)
+    lines += ["## Stage times (seconds)", "", "| stage | seconds |", "|---|---|"]
+    lines += [
+        f"| {name} | {_fmt(sec) if sec is not None else 'not run'} |"
+        for name, sec in times.items()
+        if name != "report"
+    ]
+    lines += [
+        "",
+        "## Next",
+        "",
+        "Open the Spaces on the trained models:",
+        "",
+        "```",
+        f"SYNARTIFACT_CLASSIFIER={out / 'classifier'} python spaces/classify/app.py",
+        f"SYNARTIFACT_CLASSIFIER={out / 'classifier'} SYNARTIFACT_GENERATOR_BASE={out / 'tiny-sd'} "
+        f"SYNARTIFACT_GENERATOR_LORA={out / 'generator'} python spaces/generate/app.py",
+        "```",
+        "",
+    ]
+    path = out / "REPORT.md"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, path)
+    return path
+
+
+def _trust_section(out: Path) -> list[str]:
+    """REPORT.md's "Is the gain real?": the reward's pair accuracy, the judge's quality, reward vs judge gains."""
+    check = _load_json(out / "reward-check" / "metrics.json")
+    judge_eval = _load_json(out / "judge-eval" / "metrics.json")
+    gen = _load_json(out / "generator-eval" / "metrics.json")
+    if not (check or judge_eval or gen.get("judge")):
+        return []
+    lines = ["## Is the gain real?", ""]
+    if check:
+        lines += [
+            f"**Reward pair accuracy**: on {check.get('n_pairs')} pairs (a clean held-out image and the same image "
+            "with one injected artifact), how often the reward ranks the clean one higher (ties count half): "
+            f"**{_fmt(check.get('pair_accuracy'))}** overall.",
+            "",
+            "| kind | pair accuracy | pairs |",
+            "|---|---|---|",
+        ]
+        for kind, value in check.get("per_kind", {}).items():
+            lines.append(f"| {kind} | {_fmt(value)} | {check.get('per_kind_n', {}).get(kind, '')} |")
+        lines += ["", "![pair accuracy per kind](reward-check/per_kind.png)", ""]
+    if judge_eval:
+        model, base = judge_eval.get("model", {}), judge_eval.get("baseline", {})
+        lines += [
+            "**The judge**: a tiny model of another family and seed, trained on the part of the train split the "
+            f"reward's classifier never saw. On the test split: macro-F1 {_fmt(model.get('macro_f1'))} (zero-shot "
+            f"{_fmt(base.get('macro_f1'))}), artifact / no-artifact F1 {_fmt(model.get('binary_f1'))}.",
+            "",
+        ]
+    judged = gen.get("judge")
+    if judged:
+        lines += [
+            "| judged by | base | refined | gain | gain / seed spread | artifact rate base -> refined |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, side, gain in (
+            ("training reward", gen, gen.get("reward_gain_in_spread")),
+            ("independent judge", judged, gen.get("judge_gain_in_spread")),
+        ):
+            base, refined, delta = side.get("base", {}), side.get("refined", {}), side.get("delta", {})
+            lines.append(
+                f"| {name} | {_fmt(base.get('mean_reward'))} | {_fmt(refined.get('mean_reward'))} | "
+                f"{_fmt(delta.get('mean_reward'))} | {_fmt(gain)} | {_fmt(base.get('artifact_rate'))} -> "
+                f"{_fmt(refined.get('artifact_rate'))} |"
+            )
+        lines += [
+            "",
+            "A gain under the training reward that the judge does not confirm is reward hacking, not a result. Per-kind "
+            "rates: [generator-eval/report.md](generator-eval/report.md).",
+            "",
+        ]
+    return lines
+
+
+def _repair_section(out: Path) -> list[str]:
+    """REPORT.md's repair section, from ``repair/metrics.json`` (nothing when the stage has not run)."""
+    rep = _load_json(out / "repair" / "metrics.json")
+    if not rep:
+        return []
+    pre = _load_json(out / "tiny-sd-inpaint" / "inpaint_pretrain.json")
+    lines = ["## Repair: inpaint what the classifier finds, keep the better image", ""]
+    if pre:
+        lines += [
+            f"Inpainter: the pre-trained tiny SD widened to 9 input channels (mask channels zero-initialized), then "
+            f"{pre.get('steps')} steps of filling random boxes on {pre.get('num_images')} images at "
+            f"{pre.get('resolution')} px in {_fmt(pre.get('seconds'))} s.",
+            "",
+        ]
+    lines += [
+        f"{rep.get('num_images')} held-out test images with injected artifacts, {rep.get('rounds')} rounds of "
+        f"{rep.get('inference_steps')} inpainting steps; judged by the classifier's reward (mode "
+        f"`{rep.get('reward_mode')}`). Masks: {rep.get('hints')}, padded by 5 % of the side.",
+        "",
+        "| | before | after |",
+        "|---|---|---|",
+        f"| artifact rate (classifier) | {_fmt(rep.get('artifact_rate_before'))} | "
+        f"{_fmt(rep.get('artifact_rate_after'))} |",
+        f"| mean reward | {_fmt(rep.get('mean_reward_before'))} | {_fmt(rep.get('mean_reward_after'))} |",
+        f"| artifact rate (independent judge) | {_fmt(rep.get('judge_artifact_rate_before'))} | "
+        f"{_fmt(rep.get('judge_artifact_rate_after'))} |",
+        f"| mean judge reward | {_fmt(rep.get('judge_mean_reward_before'))} | "
+        f"{_fmt(rep.get('judge_mean_reward_after'))} |",
+        "",
+        f"Images improved {_fmt(rep.get('improved'))}, unchanged {_fmt(rep.get('unchanged'))}, made worse "
+        f"{_fmt(rep.get('worse'))} (a repair is kept only if the reward rises, so this is 0 by construction). "
+        f"Pixels outside the mask unchanged in every image: **{'yes' if rep.get('outside_mask_unchanged') else 'NO'}** "
+        f"(checked pixel by pixel); mean repainted area {_fmt(rep.get('mean_mask_area'))} of the image.",
+        "",
+        "![repair before and after](repair/before_after.png)",
+        "",
+    ]
+    return lines

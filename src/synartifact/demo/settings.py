@@ -1,0 +1,60 @@
+"""The demo's settings (:class:`DemoSettings`), where its recipes ship, and the name of a stage's fingerprint file."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["DemoSettings", "FINGERPRINT_FILE", "RECIPES"]
+
+FINGERPRINT_FILE = ".synartifact_stage.json"
+# The tiny recipes ship inside the package (recipes/tiny/ at the repository's top links to them), so the demo runs
+# from any working directory and from a wheel.
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+
+
+@dataclass
+class DemoSettings:
+    """The demo's knobs; the defaults fit 2 CPU cores and 15 minutes (DDPO takes 6 of them)."""
+
+    out: Path
+    n_images: int = 12000
+    image_size: int = 64
+    # A tiny VLM trained from scratch in minutes learns these five kinds from one artifact per image (macro-F1 ~0.6);
+    # the other synthesized kinds need a pretrained vision tower (see recipes/tiny/sft/config_cpu.yaml).
+    kinds: tuple[str, ...] | None = (
+        "illegible_letters",
+        "chromatic_irregularity",
+        "abnormal_texture",
+        "impractical_luminosity",
+        "luminance_discrepancy",
+    )
+    max_artifacts: int = 1
+    clean_fraction: float = 0.2
+    test_size: float = 0.15
+    seed: int = 0
+    # The reward's classifier trains on the first part of the train split; the judge, on the rest (data the reward
+    # model never saw), with another seed and another architecture family (Idefics3, the reward being LLaVA).
+    reward_train_split: str = "train[:80%]"
+    judge_train_split: str = "train[80%:]"
+    judge_arch: str = "idefics3"
+    judge_epochs: int = 15
+    sft_recipe: Path = RECIPES / "tiny/sft/config_cpu.yaml"
+    ddpo_recipe: Path = RECIPES / "tiny/ddpo/config_cpu.yaml"
+    sft_overrides: list[str] = field(default_factory=list)
+    ddpo_overrides: list[str] = field(default_factory=list)
+    eval_max_samples: int | None = 600
+    gen_seeds: tuple[int, ...] = (0, 1, 2)
+    gen_images_per_prompt: int = 4  # per held-out prompt and seed: a finer per-seed mean reward
+    # base generator pre-training (synartifact.generator.pretrain): ~2.5 min on 2 cores; 0/0 keeps random weights
+    sd_vae_steps: int = 200
+    sd_unet_steps: int = 800
+    # the repair stages: ~1 min together on 2 cores
+    inpaint_steps: int = 150
+    repair_images: int = 32
+    repair_rounds: int = 2
+    repair_inference_steps: int = 4
+    num_proc: int = max(1, min(2, os.cpu_count() or 1))
+    force: bool = False
+    force_stage: str | None = None
