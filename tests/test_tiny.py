@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from conftest import SMALL_VLM
 from PIL import Image
 from transformers import AutoModelForImageTextToText
 
@@ -11,16 +12,7 @@ from synartifact.classifier.loading import load_vlm_processor
 from synartifact.prompts import build_messages, render_answer
 from synartifact.tiny import VLM_ARCHS, build_tiny_vlm, build_vlm_tokenizer, get_tiny_vlm
 
-SMALL = {
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "layers": 1,
-    "heads": 2,
-    "vision_layers": 1,
-    "vision_hidden_size": 32,
-    "vision_intermediate_size": 64,
-    "vision_heads": 2,
-}
+SMALL = {k: v for k, v in SMALL_VLM.items() if k not in ("image_size", "patch_size")}  # widths and depths only
 IMAGE_SIZE = {"llava": 32, "idefics3": 32, "qwen2vl": 56, "qwen2_5vl": 56}
 
 
