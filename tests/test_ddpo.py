@@ -13,6 +13,7 @@ from conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes/tiny/ddpo/config_cpu.yaml"
+LORA = "pytorch_lora_weights.safetensors"
 # the smallest run that still trains: 2 images, 2 sampler steps, one training batch per epoch
 FAST = [
     "--sample_num_steps",
@@ -365,7 +366,9 @@ def test_one_mapping_from_script_arguments_to_reward_settings():
     from synartifact.configs import DDPOScriptArguments
     from synartifact.reward import REWARD_SETTINGS, ArtifactReward, reward_settings
 
-    reward_fields = {f.name for f in dataclasses.fields(DDPOScriptArguments) if "reward" in f.name}
+    # reward_funcs / reward_funcs_weights choose and weigh the reward terms (guards), not ArtifactReward's settings
+    guards = {"reward_funcs", "reward_funcs_weights"}
+    reward_fields = {f.name for f in dataclasses.fields(DDPOScriptArguments) if "reward" in f.name} - guards
     assert reward_fields == set(REWARD_SETTINGS), "every reward field of the DDPO script reaches ArtifactReward"
     assert set(REWARD_SETTINGS.values()) <= set(inspect.signature(ArtifactReward).parameters)
     # the first source with a value wins (the command line, then the DDPO run); None is "not given"
@@ -546,3 +549,125 @@ def test_evaluate_generator_with_an_independent_judge(trained, tiny_models, tmp_
     )
     assert "judge" not in plain and plain["judge_gain_in_spread"] is None and plain["reward_gain_in_spread"] is None
     assert plain["config"]["judge"] is None and plain["refined"]["artifact_rate"] == 1.0
+
+
+# ---- guards: reward terms, drift penalty, best-by-judge ----------------------------------------------------------
+
+
+def test_reward_terms_are_weighted_summed_and_reported():
+    from synartifact.generator.guards import MixedReward, check_reward_funcs, get_reward_funcs
+
+    def artifact(images, prompts, metadata):
+        return torch.tensor([1.0, 0.5]), {"unparsable": 1, "kinds_found": {"localized_blur": 1}}
+
+    def drift(images, prompts, metadata):
+        return torch.tensor([-0.2, -0.4]), {"mean_drift": 0.3}
+
+    mixed = MixedReward({"artifact": artifact, "drift": drift}, [1.0, 2.0])
+    total, info = mixed(None, ["a", "b"], None)
+    assert torch.allclose(total, torch.tensor([1.0 - 0.4, 0.5 - 0.8]))
+    assert info["terms"] == pytest.approx({"artifact": 0.75, "drift": -0.3})
+    assert info["unparsable"] == 1 and info["kinds_found"] == {"localized_blur": 1}
+    # the default is today's reward itself, untouched
+    assert get_reward_funcs(["artifact"], None, artifact=artifact) is artifact
+    assert check_reward_funcs(["artifact", "drift"]) == (["artifact", "drift"], [1.0, 1.0])
+    with pytest.raises(ValueError, match="2 values for 1 reward_funcs"):
+        check_reward_funcs(["artifact"], [1.0, 0.5])
+    with pytest.raises(ValueError, match="must be one of artifact, drift"):
+        check_reward_funcs(["artifact", "beauty"])
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        check_reward_funcs(["drift"], [-1.0])
+
+
+def test_drift_is_zero_for_the_base_reference_and_positive_elsewhere(tiny_sd):
+    from diffusers import StableDiffusionPipeline
+
+    from synartifact.generator.guards import DriftPenalty, get_reward_funcs
+    from synartifact.generator.sampling import sample_images
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd)
+    pipe.set_progress_bar_config(disable=True)
+    prompts = ["a cat on a sofa", "a red car"]
+    drift = DriftPenalty.from_pipeline(pipe, prompts, seed=0, num_inference_steps=2)
+    same = sample_images(pipe, prompts, 0, num_inference_steps=2)
+    other = sample_images(pipe, prompts, 1, num_inference_steps=2)
+    assert drift.distances(same, prompts) == [0.0, 0.0]
+    # TRL hands the scorer a (B, 3, H, W) tensor in [0, 1]: the same images read the same
+    batch = torch.stack([torch.from_numpy(np.asarray(im, dtype=np.float32) / 255).permute(2, 0, 1) for im in same])
+    terms, info = drift(batch, prompts, None)
+    assert torch.equal(terms, torch.zeros(2)) and info["mean_drift"] == 0.0
+    terms, _ = drift(other, prompts, None)
+    assert (terms < 0).all(), "a different image is a positive distance, a negative reward term"
+    with pytest.raises(ValueError, match="no reference image for prompt 'a dog'"):
+        drift(same[:1], ["a dog"], None)
+    config = type("Config", (), dict(seed=0, sample_num_steps=2, sample_guidance_scale=5.0, sample_eta=1.0))
+    mixed = get_reward_funcs(
+        ["artifact", "drift"],
+        [0.0, 3.0],
+        artifact=lambda im, p, m: (torch.ones(len(p)), {}),
+        sd_pipeline=pipe,
+        prompts=prompts,
+        config=config,
+    )
+    total, info = mixed(other, prompts, None)
+    assert torch.allclose(total, 3.0 * terms) and info["terms"]["drift"] == pytest.approx(float(terms.mean()))
+
+
+def test_best_epoch_is_the_first_with_the_highest_judge_reward():
+    from synartifact.generator.guards import BestTracker
+
+    best = BestTracker()
+    judged = [0.2, 0.5, 0.4, 0.5, float("nan"), 0.7, 0.6]
+    assert [best.update(epoch, value) for epoch, value in enumerate(judged)] == [1, 1, 0, 0, 0, 1, 0]
+    assert (best.best_epoch, best.best_value) == (5, 0.7)
+
+
+def test_ddpo_with_drift_and_a_judge_keeps_the_best_epoch(tiny_models, tmp_path):
+    from safetensors.torch import load_file
+
+    from synartifact.ddpo import cli_main
+
+    sd, vlm = tiny_models
+    out = tmp_path / "out"
+    args = ["--config", str(RECIPE), "--pretrained_model", str(sd), "--classifier", str(vlm)]
+    args += ["--output_dir", str(out), "--num_epochs", "2", *FAST]
+    args += ["--reward_funcs", "artifact", "drift", "--reward_funcs_weights", "1", "0.5"]
+    args += ["--judge", str(vlm), "--judge_every", "1", "--judge_num_prompts", "1"]
+    assert cli_main(args) == 0
+    log = [json.loads(line) for line in (out / "reward_log.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in log] == [0, 1]
+    for row in log:
+        terms = row["terms"]
+        assert set(terms) == {"artifact", "drift"} and terms["drift"] <= 0 <= terms["artifact"]
+        assert row["reward_mean"] == pytest.approx(terms["artifact"] + 0.5 * terms["drift"], abs=1e-5)
+        assert 0 <= row["judge_reward"] <= 1
+    summary = json.loads((out / "ddpo_summary.json").read_text())
+    judged = [row["judge_reward"] for row in log]
+    assert summary["best_epoch"] == judged.index(max(judged)) and summary["best_judge_reward"] == max(judged)
+    assert summary["judge_prompts"] == summary["eval_prompts"][:1]
+    assert set(summary["weights"]) == {"final", "best"}
+    assert json.loads((out / "best" / "best.json").read_text())["epoch"] == summary["best_epoch"]
+    best, final = load_file(out / "best" / LORA), load_file(out / LORA)
+    assert best.keys() == final.keys()
+    # the output folder holds the last epoch's weights; best/ those of the best-judged epoch (the same when it is last)
+    same = all(torch.equal(best[k], final[k]) for k in final)
+    assert same == (summary["best_epoch"] == 1)
+    assert (out / "reward_curve.png").is_file()
+    with pytest.raises(ValueError, match="2 values for 1 reward_funcs"):
+        cli_main([*args, "--overwrite_output_dir", "true", "--reward_funcs", "drift"])
+
+
+def test_resumed_judging_keeps_best_only_when_it_is_this_runs(tmp_path):
+    from synartifact.ddpo import BestByJudge
+
+    rows = [{"epoch": 0, "judge_reward": 0.3}, {"epoch": 1}, {"epoch": 2, "judge_reward": 0.6}]
+    (tmp_path / "best").mkdir()
+    (tmp_path / "best" / "best.json").write_text(json.dumps({"epoch": 2, "judge_reward": 0.6}))
+    best = BestByJudge(None, ["p"], None, None, tmp_path, None, None)
+    best.resume(rows)
+    assert (best.tracker.best_epoch, best.tracker.best_value) == (2, 0.6) and (tmp_path / "best").is_dir()
+    # a killed run saved epoch 4 as its best, but resumes from a checkpoint before it: that best is not this run's
+    (tmp_path / "best" / "best.json").write_text(json.dumps({"epoch": 4, "judge_reward": 0.9}))
+    best = BestByJudge(None, ["p"], None, None, tmp_path, None, None)
+    best.resume(rows)
+    assert best.tracker.best_epoch is None and not (tmp_path / "best").exists()

@@ -255,6 +255,33 @@ class DDPOScriptArguments:
     hub_model_id: Optional[str] = field(
         default=None, metadata={"help": "Hub repo for the LoRA weights and card when push_to_hub is set."}
     )
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["artifact"],
+        metadata={
+            "help": "Reward terms (synartifact.generator.guards.REWARD_FUNCS_REGISTRY): 'artifact' (the "
+            "classifier's reward) and 'drift' (a penalty: minus the mean squared pixel error to the base model's "
+            "image of the same prompt, so it enters negatively). Total reward = sum(weight * term)."
+        },
+    )
+    reward_funcs_weights: Optional[list[float]] = field(
+        default=None,
+        metadata={
+            "help": "One weight (finite, >= 0) per reward_funcs entry, in order (default: all 1.0). Not the "
+            "per-kind reward_weights of the artifact reward."
+        },
+    )
+    judge: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "An independent classifier folder: every judge_every epochs it scores (generate mode, hard "
+            "labels) samples of judge_num_prompts held-out prompts; the LoRA weights of the best-judged epoch go "
+            "to <output_dir>/best/."
+        },
+    )
+    judge_every: int = field(default=10, metadata={"help": "Epochs between two judge measurements (with judge)."})
+    judge_num_prompts: int = field(
+        default=4, metadata={"help": "Held-out (never trained on) evaluation prompts the judge scores (with judge)."}
+    )
 
 
 # Our defaults for TRL's DDPOConfig (set on the parser, so a recipe or a flag still overrides them): fp32 on CPU

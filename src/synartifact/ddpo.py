@@ -26,6 +26,14 @@ pipeline instead), ``README.md`` (model card), ``reward_log.jsonl`` (one line pe
 settings, the training and evaluation prompts) and ``train_log.jsonl`` (TRL's loss, approx_kl, clipfrac per
 optimizer step); with ``build_tiny_models_if_missing`` and no classifier, the untrained one in ``tiny-classifier/``.
 
+Guards (:mod:`synartifact.generator.guards`): ``reward_funcs`` / ``reward_funcs_weights`` mix reward terms
+(``artifact``, and ``drift``, a penalty entering as minus the pixel MSE to the base model's image of the same prompt;
+each term's epoch mean goes to ``terms`` in ``reward_log.jsonl``); ``judge`` (with ``judge_every``,
+``judge_num_prompts``) scores held-out prompts' samples with an independent classifier (``judge_reward`` in the
+log, next to the training reward in ``reward_curve.png``) and keeps the best-judged epoch's weights in ``best/``
+(``best_epoch``, ``best_judge_reward`` in ``ddpo_summary.json``); the weights in ``output_dir`` stay the last
+epoch's. The before/after rewards are always the artifact reward's.
+
 Prompts: the evaluation prompts (the first ``num_eval_images`` of the dataset's test split, of the prompt file or of
 the built-in list: the ones ``synartifact evaluate-generator`` scores by default) are kept out of training.
 
@@ -60,7 +68,7 @@ from synartifact.checkpoints import file_problem, newest_complete, numbered_fold
 from synartifact.configs import DDPO_CONFIG_DEFAULTS, DDPOScriptArguments, ddpo_config_defaults
 from synartifact.utils import is_local_path
 
-__all__ = ["main", "cli_main", "EpochRecorder", "PromptCycle", "plot_reward_curve"]
+__all__ = ["main", "cli_main", "BestByJudge", "EpochRecorder", "PromptCycle", "plot_reward_curve"]
 
 logger = logging.getLogger("synartifact.ddpo")
 
@@ -88,7 +96,8 @@ class PromptCycle:
 
 
 def plot_reward_curve(log_file: Path | str, out: Path | str) -> Path:
-    """Plot mean reward (with min/max band) per epoch from ``reward_log.jsonl`` to a PNG."""
+    """Plot mean training reward (with min/max band) per epoch from ``reward_log.jsonl`` to a PNG, with the judge's
+    reward at the epochs it was measured (``judge_reward``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -98,10 +107,20 @@ def plot_reward_curve(log_file: Path | str, out: Path | str) -> Path:
     fig, ax = plt.subplots(figsize=(5, 3.2))
     if rows:
         epochs = [r["epoch"] for r in rows]
-        ax.plot(epochs, [r["reward_mean"] for r in rows], marker="o", label="mean reward")
+        ax.plot(epochs, [r["reward_mean"] for r in rows], marker="o", label="training reward (mean)")
         ax.fill_between(
             epochs, [r["reward_min"] for r in rows], [r["reward_max"] for r in rows], alpha=0.2, label="min-max"
         )
+        judged = [r for r in rows if r.get("judge_reward") is not None]
+        if judged:
+            # the judge's reward beside the training reward: a gap that opens up shows overoptimization
+            ax.plot(
+                [r["epoch"] for r in judged],
+                [r["judge_reward"] for r in judged],
+                marker="s",
+                linestyle="--",
+                label="judge reward (held-out prompts)",
+            )
     ax.set_xlabel("epoch")
     ax.set_ylabel("reward (1 = no artifact found)")
     ax.set_title("DDPO on the artifact classifier's reward")
@@ -188,6 +207,14 @@ def _check_settings(args: DDPOScriptArguments, config: Any) -> None:
         )
     if config.push_to_hub and not args.hub_model_id:
         raise ValueError("push_to_hub needs --hub_model_id ORG/NAME.")
+    from synartifact.generator.guards import check_reward_funcs
+
+    check_reward_funcs(args.reward_funcs, args.reward_funcs_weights)
+    if args.judge and (args.judge_every < 1 or args.judge_num_prompts < 1):
+        raise ValueError(
+            f"judge_every={args.judge_every}, judge_num_prompts={args.judge_num_prompts}: with --judge both must be "
+            ">= 1 (e.g. --judge_every 10 --judge_num_prompts 4)."
+        )
 
 
 def _checkpoint_problem(folder: Path, use_lora: bool) -> str | None:
@@ -438,6 +465,8 @@ class EpochRecorder:
         self.row: dict = {}
         self.rows: list[dict] = []
         self.totals = dict.fromkeys(("sampling_s", "reward_s", "training_s"), 0.0)
+        # called with the epoch after it trained (main process): extra keys for its row (the judge's reward)
+        self.after_epoch: Any = None
 
     def reward_fn(self, images: Any, prompts: Sequence[str], metadata: Any) -> tuple[Any, dict]:
         """TRL's ``reward_function``: the reward, timed."""
@@ -476,6 +505,13 @@ class EpochRecorder:
                 for k in sorted({k for i in infos for k in i.get("kinds_found", {})})
             },
         }
+        sizes = [torch.as_tensor(batch[3]).numel() for batch in prompt_image_data]
+        if all("terms" in i for i in infos) and infos:
+            # each reward term's mean over the epoch's samples (unweighted), beside the total's
+            self.row["terms"] = {
+                name: float(sum(i["terms"][name] * n for i, n in zip(infos, sizes)) / max(sum(sizes), 1))
+                for name in infos[0]["terms"]
+            }
 
     def run_epoch(self, trainer: Any, epoch: int, global_step: int) -> int:
         """One epoch of TRL's loop (``trainer.step``, the calls ``train()`` makes), timed and logged; returns the
@@ -494,6 +530,8 @@ class EpochRecorder:
             training_s=round(end - hook_at, 3),
             epoch_s=round(end - start, 3),
         )
+        if self.after_epoch is not None:
+            row.update(self.after_epoch(epoch))
         for key in self.totals:
             self.totals[key] += row[key]
         self.rows.append(row)
@@ -597,6 +635,75 @@ def _get_reward(args: DDPOScriptArguments, device: str) -> Any:
     from synartifact.reward import ArtifactReward, reward_settings
 
     return ArtifactReward(args.classifier, device=device, **reward_settings(vars(args)))
+
+
+def _judge_prompts(args: DDPOScriptArguments, eval_prompts: list[str], train_prompts: list[str]) -> list[str]:
+    """The first ``judge_num_prompts`` evaluation prompts that are not training prompts (the judge never sees a
+    prompt the generator was trained on)."""
+    trained_on = set(train_prompts)
+    prompts = [p for p in eval_prompts if p not in trained_on][: args.judge_num_prompts]
+    if not prompts:
+        raise ValueError(
+            f"--judge needs held-out prompts, but none of the {len(eval_prompts)} evaluation prompts is kept out of "
+            "training: set num_eval_images >= 1 with holdout_eval_prompts true and more prompts than num_eval_images."
+        )
+    if len(prompts) < args.judge_num_prompts:
+        logger.warning(
+            "judge_num_prompts=%d: only %d held-out prompts to judge.", args.judge_num_prompts, len(prompts)
+        )
+    return prompts
+
+
+class BestByJudge:
+    """``EpochRecorder.after_epoch`` with a judge: every ``judge_every`` epochs (and after the last) the judge scores
+    held-out samples; the weights of the best-judged epoch are saved to ``<output_dir>/best/`` with ``best.json``."""
+
+    def __init__(self, judge: Any, prompts: list[str], trainer: Any, pipeline: Any, out: Path, args: Any, config: Any):
+        from synartifact.generator.guards import BestTracker
+
+        self.judge, self.prompts, self.trainer, self.pipeline = judge, prompts, trainer, pipeline
+        self.dir, self.args, self.config = out / "best", args, config
+        self.tracker = BestTracker()
+
+    def resume(self, rows: list[dict]) -> None:
+        """Take up the best epoch of the rows kept on resume, when ``best/`` holds its weights; else start over."""
+        for row in rows:
+            if row.get("judge_reward") is not None:
+                self.tracker.update(row["epoch"], row["judge_reward"])
+        saved = self.dir / "best.json"
+        held = json.loads(saved.read_text()).get("epoch") if saved.is_file() else None
+        if held != self.tracker.best_epoch:
+            # weights of an epoch past the checkpoint (a killed run) or of an earlier run: not this run's best
+            if self.dir.exists():
+                logger.warning("%s does not hold the best epoch of this run: removed, judging starts over.", self.dir)
+                shutil.rmtree(self.dir, ignore_errors=True)
+            self.tracker = type(self.tracker)()
+
+    def __call__(self, epoch: int) -> dict:
+        last = epoch == self.config.num_epochs - 1
+        if (epoch + 1) % self.args.judge_every and not last:
+            return {}
+        value = _eval_reward(self.pipeline.sd_pipeline, self.judge, self.prompts, self.config)["mean_reward"]
+        if self.tracker.update(epoch, value):
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "best.json").unlink(missing_ok=True)
+            _save_weights(self.trainer, self.pipeline, self.dir, self.args.use_lora)
+            (self.dir / "best.json").write_text(json.dumps({"epoch": epoch, "judge_reward": value}))
+            logger.info("epoch %d: judge reward %.4f, the best so far: weights saved to %s", epoch, value, self.dir)
+        return {"judge_reward": value}
+
+    def summary(self) -> dict:
+        """The best epoch, its judge reward and which weights are where."""
+        return {
+            "best_epoch": self.tracker.best_epoch,
+            "best_judge_reward": self.tracker.best_value,
+            "judge": self.args.judge,
+            "judge_prompts": self.prompts,
+            "weights": {
+                "final": f"{LORA_WEIGHTS if self.args.use_lora else 'the pipeline'} in output_dir: the last epoch's",
+                "best": "best/: the epoch with the highest judge reward (best_epoch)",
+            },
+        }
 
 
 def _get_pipeline(args: DDPOScriptArguments) -> Any:
@@ -730,6 +837,27 @@ def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
     progress = TrainingProgress(trainer, recorder)
     trainer.accelerator.register_for_checkpointing(progress)
 
+    # --- guards: the reward terms (drift references from the base model, on the trainer's device) and the judge ---
+    from synartifact.generator.guards import get_reward_funcs
+
+    recorder.reward = get_reward_funcs(
+        script_args.reward_funcs,
+        script_args.reward_funcs_weights,
+        artifact=reward,
+        sd_pipeline=pipeline.sd_pipeline,
+        prompts=prompts,
+        config=ddpo_config,
+    )
+    logger.info("Training reward: %r", recorder.reward)
+    best = None
+    judge_prompts = _judge_prompts(script_args, eval_prompts, prompts) if script_args.judge else []
+    if script_args.judge and state.is_main_process:
+        from synartifact.reward import ArtifactReward
+
+        judge = ArtifactReward(script_args.judge, mode="generate", soft=False, device=str(state.device))
+        best = BestByJudge(judge, judge_prompts, trainer, pipeline, out, script_args, ddpo_config)
+        recorder.after_epoch = best
+
     # --- train (TRL's loop, timed per epoch), with the reward of held-out prompts before and after ------------
     # "before" is measured on the base model, so a resumed run loads its checkpoint only afterwards
     before = _eval_reward(pipeline.sd_pipeline, reward, eval_prompts, ddpo_config) if state.is_main_process else {}
@@ -738,6 +866,8 @@ def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
         _resume(trainer, progress, ddpo_config.resume_from) if ddpo_config.resume_from else (0, 0)
     )
     recorder.resume(first_epoch, global_step)
+    if best is not None:
+        best.resume(recorder.rows)
     for epoch in range(first_epoch, ddpo_config.num_epochs):
         global_step = recorder.run_epoch(trainer, epoch, global_step)
     state.wait_for_everyone()
@@ -760,6 +890,8 @@ def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
         "train_prompts": prompts,
         "eval_prompts": eval_prompts,
     }
+    if best is not None:
+        summary.update(best.summary())
     _write_summary(out, script_args, ddpo_config, summary)
 
     # --- card, push (main process) ----------------------------------------------------------------------------

@@ -1,0 +1,240 @@
+"""Guards against reward hacking in DDPO: several weighted reward terms, a drift penalty and best-by-judge selection.
+
+Reward terms are named as open-r1 / TRL GRPO name their reward functions (``reward_funcs: [artifact, drift]``,
+one weight each): :data:`REWARD_FUNCS_REGISTRY` maps a name to its factory. The total reward of a sample is
+``sum(weight_i * term_i)``; every term is a *reward* (higher is better), so a penalty enters with its sign
+already applied: the ``drift`` term is ``-distance`` (at most 0) and a positive weight makes drifting cost reward.
+
+The drift distance is the mean squared error, in pixel space with values in [0, 1], between a sample and its
+prompt's reference image: one image per training prompt sampled from the *base* model once, before training, with
+a fixed seed. It is "per prompt", not "per seed": TRL 0.23.1's sampler draws its noise without a generator, so
+matching each sample's own noise would mean seeding TRL's sampler and re-running the base model for every sample
+(twice the sampling cost). The per-prompt reference costs one base sample per prompt, once. Its price: the
+distance also holds the seed-to-seed variation of the base model, a per-prompt offset that is there from epoch
+0; with per-prompt advantage normalization (``per_prompt_stat_tracking``) such an offset cancels, and what the
+penalty pushes against is the *growth* of the distance as the generator moves away from the base model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "REWARD_FUNCS_REGISTRY",
+    "BestTracker",
+    "DriftPenalty",
+    "MixedReward",
+    "get_artifact_reward",
+    "get_drift_penalty",
+    "get_reward_funcs",
+    "check_reward_funcs",
+    "image_array",
+]
+
+
+def image_array(image: Any) -> np.ndarray:
+    """An image (PIL, HWC/CHW array or tensor, values in [0, 1] for floats, [0, 255] for integers) as a float32
+    ``(H, W, C)`` array with values in [0, 1]."""
+    if hasattr(image, "convert") and hasattr(image, "size"):
+        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    if isinstance(image, torch.Tensor):
+        image = image.detach().float().cpu().numpy()
+    array = np.asarray(image)
+    integer = np.issubdtype(array.dtype, np.integer)
+    array = array.astype(np.float32) / (255.0 if integer else 1.0)
+    if array.ndim != 3:
+        raise ValueError(f"An image must have 3 dimensions (HWC or CHW), got shape {array.shape}.")
+    if array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
+        array = array.transpose(1, 2, 0)
+    return np.clip(np.nan_to_num(array[..., :3]), 0.0, 1.0)
+
+
+class DriftPenalty:
+    """The ``drift`` reward term: ``-mean squared error`` (pixels in [0, 1]) between each sample and its prompt's
+    reference image from the base model (see the module docstring for why per prompt); called as TRL's DDPO
+    scorer, ``(images, prompts, metadata) -> (terms, info)``."""
+
+    def __init__(self, references: Mapping[str, Any]) -> None:
+        if not references:
+            raise ValueError("DriftPenalty needs at least one reference image (a prompt -> base-model image map).")
+        self.references = {str(p): image_array(image) for p, image in references.items()}
+
+    @classmethod
+    def from_pipeline(
+        cls,
+        sd_pipeline: Any,
+        prompts: Sequence[str],
+        seed: int = 0,
+        num_inference_steps: int = 20,
+        guidance_scale: float = 5.0,
+        eta: float = 1.0,
+    ) -> DriftPenalty:
+        """Reference images of ``prompts`` sampled from ``sd_pipeline`` (the base model) with a fixed seed."""
+        from synartifact.generator.sampling import sample_images
+
+        prompts = list(dict.fromkeys(prompts))
+        was_training = sd_pipeline.unet.training
+        sd_pipeline.unet.eval()
+        try:
+            images = sample_images(
+                sd_pipeline,
+                prompts,
+                seed,
+                num_inference_steps=num_inference_steps,
+                guidance_scale=guidance_scale,
+                eta=eta,
+            )
+        finally:
+            sd_pipeline.unet.train(was_training)
+        return cls(dict(zip(prompts, images)))
+
+    def distances(self, images: Any, prompts: Sequence[str]) -> list[float]:
+        """Mean squared pixel error of each image to its prompt's reference (0 for the reference itself)."""
+        if isinstance(images, torch.Tensor) and images.ndim == 4:
+            images = list(images)
+        images = list(images)
+        if len(images) != len(prompts):
+            raise ValueError(
+                f"DriftPenalty got {len(images)} images for {len(prompts)} prompts: give one prompt each."
+            )
+        values = []
+        for image, prompt in zip(images, prompts):
+            reference = self.references.get(str(prompt))
+            if reference is None:
+                raise ValueError(
+                    f"DriftPenalty has no reference image for prompt {prompt!r}: references exist for the training "
+                    f"prompts only ({len(self.references)} of them)."
+                )
+            array = image_array(image)
+            if array.shape != reference.shape:
+                raise ValueError(
+                    f"Image of shape {array.shape} for prompt {prompt!r} does not match its reference's shape "
+                    f"{reference.shape}: sample at the resolution the references were made at."
+                )
+            values.append(float(np.mean((array - reference) ** 2)))
+        return values
+
+    def __call__(self, images: Any, prompts: Sequence[str], metadata: Any = None) -> tuple[torch.Tensor, dict]:
+        """TRL DDPO scorer: the drift terms (``-distance``) as a float tensor, with their mean distance."""
+        distances = self.distances(images, prompts)
+        return -torch.tensor(distances, dtype=torch.float32), {"mean_drift": float(np.mean(distances))}
+
+
+class MixedReward:
+    """Weighted reward terms as one TRL DDPO scorer: ``total = sum(weight_i * term_i)``; ``info`` is the first
+    term's (the artifact reward's counts) plus ``terms``, each term's mean over the batch, unweighted."""
+
+    def __init__(self, funcs: Mapping[str, Callable], weights: Sequence[float]) -> None:
+        if len(funcs) != len(weights):
+            raise ValueError(
+                f"reward_funcs_weights has {len(weights)} values for {len(funcs)} reward_funcs "
+                f"({', '.join(funcs)}): give one weight per reward function, in the same order."
+            )
+        for name, weight in zip(funcs, weights):
+            if not (math.isfinite(float(weight)) and float(weight) >= 0):
+                raise ValueError(
+                    f"reward_funcs_weights: the weight of {name!r} is {weight!r}; weights must be finite and >= 0 "
+                    "(a penalty such as 'drift' already enters negatively)."
+                )
+        self.funcs = dict(funcs)
+        self.weights = dict(zip(funcs, (float(w) for w in weights)))
+
+    def __repr__(self) -> str:
+        return f"MixedReward({', '.join(f'{w:g} * {n}' for n, w in self.weights.items())})"
+
+    def __call__(self, images: Any, prompts: Sequence[str], metadata: Any = None) -> tuple[torch.Tensor, dict]:
+        """TRL DDPO scorer: the weighted sum of the terms, with each term's batch mean in ``info["terms"]``."""
+        total, info, terms = None, None, {}
+        for name, func in self.funcs.items():
+            values, term_info = func(images, prompts, metadata)
+            values = torch.as_tensor(values, dtype=torch.float32).flatten()
+            terms[name] = float(values.mean()) if values.numel() else float("nan")
+            total = self.weights[name] * values if total is None else total + self.weights[name] * values
+            if info is None and isinstance(term_info, dict):
+                info = dict(term_info)
+        info = info or {}
+        info["terms"] = terms
+        info["num_terms_images"] = int(total.numel())
+        return total, info
+
+
+def get_artifact_reward(*, artifact: Callable, **_: Any) -> Callable:
+    """The ``artifact`` term: the classifier's :class:`~synartifact.reward.ArtifactReward` (1 = no artifact)."""
+    return artifact
+
+
+def get_drift_penalty(*, sd_pipeline: Any, prompts: Sequence[str], config: Any, **_: Any) -> DriftPenalty:
+    """The ``drift`` term: a :class:`DriftPenalty` against the base model's images of ``prompts`` (call it before
+    training), sampled as TRL's ``config`` samples, with its seed."""
+    return DriftPenalty.from_pipeline(
+        sd_pipeline,
+        prompts,
+        seed=int(config.seed),
+        num_inference_steps=config.sample_num_steps,
+        guidance_scale=config.sample_guidance_scale,
+        eta=config.sample_eta,
+    )
+
+
+REWARD_FUNCS_REGISTRY: dict[str, Callable[..., Callable]] = {
+    "artifact": get_artifact_reward,
+    "drift": get_drift_penalty,
+}
+
+
+def get_reward_funcs(names: Sequence[str], weights: Sequence[float] | None = None, **context: Any) -> Callable:
+    """The DDPO reward of ``names`` (keys of :data:`REWARD_FUNCS_REGISTRY`) with ``weights`` (all 1 when ``None``);
+    ``context`` holds what the factories take (``artifact``, ``sd_pipeline``, ``prompts``, ``config``). The plain
+    artifact reward with weight 1 is returned as it is."""
+    names, weights = check_reward_funcs(names, weights)
+    if names == ["artifact"] and weights[0] == 1.0:
+        return REWARD_FUNCS_REGISTRY["artifact"](**context)
+    return MixedReward({n: REWARD_FUNCS_REGISTRY[n](**context) for n in names}, weights)
+
+
+def check_reward_funcs(names: Sequence[str], weights: Sequence[float] | None = None) -> tuple[list[str], list[float]]:
+    """``reward_funcs`` and ``reward_funcs_weights`` checked (known names, each once; one finite weight >= 0 each;
+    all 1 when ``None``), as lists."""
+    names = list(names)
+    if not names:
+        raise ValueError(f"reward_funcs is empty: give one or more of {', '.join(REWARD_FUNCS_REGISTRY)}.")
+    unknown = [n for n in names if n not in REWARD_FUNCS_REGISTRY]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(
+            f"reward_funcs {names}: each must be one of {', '.join(REWARD_FUNCS_REGISTRY)}, at most once."
+        )
+    weights = [1.0] * len(names) if weights is None else list(weights)
+    if len(weights) != len(names):
+        raise ValueError(
+            f"reward_funcs_weights has {len(weights)} values for {len(names)} reward_funcs ({', '.join(names)}): "
+            "give one weight per reward function, in the same order."
+        )
+    for name, weight in zip(names, weights):
+        if not (math.isfinite(float(weight)) and float(weight) >= 0):
+            raise ValueError(
+                f"reward_funcs_weights: the weight of {name!r} is {weight!r}; weights must be finite and >= 0 "
+                "(a penalty such as 'drift' already enters negatively)."
+            )
+    return names, [float(w) for w in weights]
+
+
+class BestTracker:
+    """Keeps the best epoch by judge reward: :meth:`update` says whether an epoch's judge reward beats every earlier
+    one (ties keep the earlier epoch; NaN never wins)."""
+
+    def __init__(self) -> None:
+        self.best_epoch: int | None = None
+        self.best_value: float | None = None
+
+    def update(self, epoch: int, value: float) -> bool:
+        """Record ``epoch``'s judge reward; ``True`` when it is the new best (its weights should be kept)."""
+        value = float(value)
+        if not math.isfinite(value) or (self.best_value is not None and value <= self.best_value):
+            return False
+        self.best_epoch, self.best_value = int(epoch), value
+        return True
