@@ -199,9 +199,11 @@ def test_classifier_card_names_the_final_folder_or_the_hub_repo(tmp_path):
     text = (tmp / "README.md").read_text()
     assert ".tmp-" not in text
     assert "# classifier\n" in text and f'from_pretrained("{tmp_path / "classifier"}")' in text
-    sft.write_model_card(tmp, _sft_run("llava-hf/llava-1.5-7b-hf", "org/data", hub_model_id="me/artifact-clf"))
+    # the repo id is only text in the card: nothing is downloaded or pushed
+    repo_id = "me/artifact-clf"
+    sft.write_model_card(tmp, _sft_run("llava-hf/llava-1.5-7b-hf", "org/data", hub_model_id=repo_id))
     text = (tmp / "README.md").read_text()
-    assert "# artifact-clf\n" in text and 'from_pretrained("me/artifact-clf")' in text and ".tmp-" not in text
+    assert "# artifact-clf\n" in text and f'from_pretrained("{repo_id}")' in text and ".tmp-" not in text
 
 
 def _ddpo_card(out: Path, pretrained: str, hub_model_id: str | None = None) -> Path:

@@ -106,16 +106,16 @@ def pretrain_inpaint(
     from diffusers import DDPMScheduler, StableDiffusionInpaintPipeline, StableDiffusionPipeline
     from tqdm.auto import tqdm
 
-    from synartifact.generator.pretrain import load_training_pairs, pixel_tensor, pretrain_sd, prompt_table
+    from synartifact.generator.pretrain import (
+        check_training_settings,
+        load_training_pairs,
+        pixel_tensor,
+        pretrain_sd,
+        prompt_table,
+    )
     from synartifact.utils import atomic_dir
 
-    for name, value in (("steps", steps), ("vae_steps", vae_steps)):
-        if int(value) < 0:
-            raise ValueError(f"{name} must be >= 0, got {value}.")
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-    if not 0.0 <= float(cond_dropout) < 1.0:
-        raise ValueError(f"cond_dropout must be in [0, 1), got {cond_dropout}.")
+    check_training_settings({"steps": steps, "vae_steps": vae_steps}, batch_size, cond_dropout)
     if (steps or vae_steps) and dataset is None:
         raise ValueError("Pre-training needs a dataset (image + prompt columns): pass one, or steps=0, vae_steps=0.")
     out = Path(out)

@@ -122,6 +122,17 @@ def _sample_grid(pipe: Any, prompts: list[str], path: Path, per_prompt: int = 6,
     save_image_grid(rows, path)
 
 
+def check_training_settings(steps: dict[str, int], batch_size: int, cond_dropout: float) -> None:
+    """Refuse negative step counts, an empty batch and a conditioning dropout outside [0, 1), naming the setting."""
+    for name, value in steps.items():
+        if int(value) < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}.")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    if not 0.0 <= float(cond_dropout) < 1.0:
+        raise ValueError(f"cond_dropout must be in [0, 1), got {cond_dropout}.")
+
+
 def pretrain_sd(
     base: str | Path,
     dataset: Any,
@@ -155,13 +166,7 @@ def pretrain_sd(
 
     from synartifact.utils import atomic_dir
 
-    for name, value in (("vae_steps", vae_steps), ("unet_steps", unet_steps)):
-        if int(value) < 0:
-            raise ValueError(f"{name} must be >= 0, got {value}.")
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-    if not 0.0 <= float(cond_dropout) < 1.0:
-        raise ValueError(f"cond_dropout must be in [0, 1), got {cond_dropout}.")
+    check_training_settings({"vae_steps": vae_steps, "unet_steps": unet_steps}, batch_size, cond_dropout)
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists: pass overwrite=True (or --overwrite) to replace it.")
