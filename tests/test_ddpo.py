@@ -514,6 +514,11 @@ def test_evaluate_generator_with_an_independent_judge(trained, tiny_models, tmp_
     report = (target / "report.md").read_text()
     assert "Training reward vs independent judge" in report and "not independent" in report
     assert (target / "before_after.png").is_file()
+    # drift: one distance per image pair (2 prompts x 2 seeds), and the seed-to-seed scale from the 2 base seeds
+    drift = metrics["drift"]
+    assert len(drift["mse"]) == 4 and len(drift["seed_to_seed"]) == 2 and drift["mean_mse"] >= 0
+    assert drift["relative_drift"] == pytest.approx(drift["mean_mse"] / drift["seed_to_seed_mse"])
+    assert (target / "drift.png").is_file() and "## Drift" in report
 
     # generate once, score twice: the judge sees the very images the reward saw
     calls = []
@@ -613,6 +618,28 @@ def test_drift_is_zero_for_the_base_reference_and_positive_elsewhere(tiny_sd):
     assert torch.allclose(total, 3.0 * terms) and info["terms"]["drift"] == pytest.approx(float(terms.mean()))
 
 
+def test_drift_measures_by_hand():
+    from synartifact.generator.guards import high_frequency, measure_drift, pixel_mse
+
+    grey, white = np.full((4, 4, 3), 0.5, np.float32), np.ones((4, 4, 3), np.float32)
+    stripes = np.zeros((4, 4, 3), np.uint8)
+    stripes[:, ::2] = 255  # columns alternate black and white: every horizontal neighbour differs by 1
+    assert pixel_mse(grey, white) == pytest.approx(0.25) and pixel_mse(white, white) == 0.0
+    assert high_frequency(grey) == 0.0 and high_frequency(stripes) == pytest.approx(0.5)  # (1 + 0) / 2
+    base = {0: [grey, grey], 1: [white, grey]}
+    refined = {0: [grey, white], 1: [white, stripes]}
+    drift = measure_drift(base, refined)
+    assert drift["mse"] == pytest.approx([0.0, 0.25, 0.0, pixel_mse(grey, stripes)])
+    # seed 0 vs seed 1 of the base, image by image: grey-white and grey-grey
+    assert drift["seed_to_seed"] == pytest.approx([0.25, 0.0])
+    assert drift["relative_drift"] == pytest.approx(drift["mean_mse"] / 0.125)
+    assert drift["high_frequency"]["base"]["mean"] == 0.0 and drift["noise_ratio"] is None
+    with pytest.raises(ValueError, match="same size"):
+        pixel_mse(grey, np.ones((2, 2, 3), np.float32))
+    with pytest.raises(ValueError, match="at least one seed"):
+        measure_drift({0: [grey]}, {1: [grey]})
+
+
 def test_best_epoch_is_the_first_with_the_highest_judge_reward():
     from synartifact.generator.guards import BestTracker
 
@@ -632,7 +659,7 @@ def test_ddpo_with_drift_and_a_judge_keeps_the_best_epoch(tiny_models, tmp_path)
     args = ["--config", str(RECIPE), "--pretrained_model", str(sd), "--classifier", str(vlm)]
     args += ["--output_dir", str(out), "--num_epochs", "2", *FAST]
     args += ["--reward_funcs", "artifact", "drift", "--reward_funcs_weights", "1", "0.5"]
-    args += ["--judge", str(vlm), "--judge_every", "1", "--judge_num_prompts", "1"]
+    args += ["--judge", str(vlm), "--judge_every", "1", "--judge_num_prompts", "1", "--judge_images_per_prompt", "2"]
     assert cli_main(args) == 0
     log = [json.loads(line) for line in (out / "reward_log.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in log] == [0, 1]
@@ -644,7 +671,9 @@ def test_ddpo_with_drift_and_a_judge_keeps_the_best_epoch(tiny_models, tmp_path)
     summary = json.loads((out / "ddpo_summary.json").read_text())
     judged = [row["judge_reward"] for row in log]
     assert summary["best_epoch"] == judged.index(max(judged)) and summary["best_judge_reward"] == max(judged)
-    assert summary["judge_prompts"] == summary["eval_prompts"][:1]
+    # the judge picks the epoch on its own held-out prompt: neither trained on nor in the before/after comparison
+    (judge_prompt,) = summary["judge_prompts"]
+    assert judge_prompt not in summary["eval_prompts"] and judge_prompt not in summary["train_prompts"]
     assert set(summary["weights"]) == {"final", "best"}
     assert json.loads((out / "best" / "best.json").read_text())["epoch"] == summary["best_epoch"]
     best, final = load_file(out / "best" / LORA), load_file(out / LORA)
@@ -671,3 +700,21 @@ def test_resumed_judging_keeps_best_only_when_it_is_this_runs(tmp_path):
     best = BestByJudge(None, ["p"], None, None, tmp_path, None, None)
     best.resume(rows)
     assert best.tracker.best_epoch is None and not (tmp_path / "best").exists()
+
+
+def test_judge_prompts_follow_the_evaluation_prompts_and_leave_training(tmp_path):
+    from types import SimpleNamespace
+
+    from synartifact.ddpo import _judge_prompts
+    from synartifact.generator.sampling import split_prompts
+
+    source = tmp_path / "prompts.txt"
+    source.write_text("".join(f"prompt {i}\n" for i in range(6)))
+    train, evaluation = split_prompts(str(source), 2)
+    args = SimpleNamespace(prompts=str(source), judge_num_prompts=3)
+    assert evaluation == ["prompt 0", "prompt 1"]
+    assert _judge_prompts(args, evaluation, train) == ["prompt 2", "prompt 3", "prompt 4"]
+    # nothing would be left to train on: a clear error, not a run that trains on the judge's prompts
+    args.judge_num_prompts = 4
+    with pytest.raises(ValueError, match="lower judge_num_prompts or num_eval_images"):
+        _judge_prompts(args, evaluation, train)

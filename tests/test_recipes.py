@@ -32,6 +32,7 @@ DEMO_OUTPUTS = {
     "outputs/demo/classifier",
     "outputs/demo/classifier-eval",
     "outputs/demo/reward-check",
+    "outputs/demo/judge-dataset",
     "outputs/demo/judge-vlm",
     "outputs/demo/judge",
     "outputs/demo/judge-eval",

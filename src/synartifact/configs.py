@@ -280,7 +280,14 @@ class DDPOScriptArguments:
     )
     judge_every: int = field(default=10, metadata={"help": "Epochs between two judge measurements (with judge)."})
     judge_num_prompts: int = field(
-        default=4, metadata={"help": "Held-out (never trained on) evaluation prompts the judge scores (with judge)."}
+        default=4,
+        metadata={
+            "help": "Prompts the judge scores (with judge): the evaluation split's prompts after the num_eval_images "
+            "evaluation ones, kept out of training and out of the before/after comparison."
+        },
+    )
+    judge_images_per_prompt: int = field(
+        default=4, metadata={"help": "Images per judge prompt at each judge measurement (fixed seeds)."}
     )
 
 

@@ -130,10 +130,11 @@ def _check_settings(args: DDPOScriptArguments, config: Any) -> None:
     from synartifact.generator.guards import check_reward_funcs
 
     check_reward_funcs(args.reward_funcs, args.reward_funcs_weights)
-    if args.judge and (args.judge_every < 1 or args.judge_num_prompts < 1):
+    if args.judge and min(args.judge_every, args.judge_num_prompts, args.judge_images_per_prompt) < 1:
         raise ValueError(
-            f"judge_every={args.judge_every}, judge_num_prompts={args.judge_num_prompts}: with --judge both must be "
-            ">= 1 (e.g. --judge_every 10 --judge_num_prompts 4)."
+            f"judge_every={args.judge_every}, judge_num_prompts={args.judge_num_prompts}, judge_images_per_prompt="
+            f"{args.judge_images_per_prompt}: with --judge all must be >= 1 (e.g. --judge_every 10 "
+            "--judge_num_prompts 4 --judge_images_per_prompt 4)."
         )
 
 
@@ -358,14 +359,19 @@ def _get_reward(args: DDPOScriptArguments, device: str) -> Any:
 
 
 def _judge_prompts(args: DDPOScriptArguments, eval_prompts: list[str], train_prompts: list[str]) -> list[str]:
-    """The first ``judge_num_prompts`` evaluation prompts that are not training prompts (the judge never sees a
-    prompt the generator was trained on)."""
-    trained_on = set(train_prompts)
-    prompts = [p for p in eval_prompts if p not in trained_on][: args.judge_num_prompts]
-    if not prompts:
+    """The prompts the judge scores during training: the ``judge_num_prompts`` held-out prompts that follow the
+    evaluation prompts (the test split's next ones), so that the epoch the judge picks is chosen on prompts that
+    neither training nor the final before/after comparison uses. The caller removes them from training."""
+    from synartifact.generator.sampling import held_out_prompts
+
+    wanted = len(eval_prompts) + args.judge_num_prompts
+    candidates = held_out_prompts(args.prompts, wanted, "test")
+    prompts = [p for p in candidates if p not in set(eval_prompts)][: args.judge_num_prompts]
+    if not prompts or not [p for p in train_prompts if p not in set(prompts)]:
         raise ValueError(
-            f"--judge needs held-out prompts, but none of the {len(eval_prompts)} evaluation prompts is kept out of "
-            "training: set num_eval_images >= 1 with holdout_eval_prompts true and more prompts than num_eval_images."
+            f"--judge needs {args.judge_num_prompts} held-out prompts besides the {len(eval_prompts)} evaluation "
+            f"prompts and at least one prompt left to train on; {args.prompts or 'the built-in prompt list'} has "
+            f"{len(candidates)} evaluation-split prompts: lower judge_num_prompts or num_eval_images."
         )
     if len(prompts) < args.judge_num_prompts:
         logger.warning(
@@ -467,8 +473,17 @@ def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
         max_prompts=script_args.max_prompts,
         holdout=script_args.holdout_eval_prompts,
     )
+    # the judge's own held-out prompts (when given) leave training too
+    judge_prompts = _judge_prompts(script_args, eval_prompts, prompts) if script_args.judge else []
+    prompts = [p for p in prompts if p not in set(judge_prompts)]
     held_out = len(set(eval_prompts) - set(prompts))
-    logger.info("%d training prompts, %d evaluation prompts (%d held out)", len(prompts), len(eval_prompts), held_out)
+    logger.info(
+        "%d training prompts, %d evaluation prompts (%d held out), %d judge prompts",
+        len(prompts),
+        len(eval_prompts),
+        held_out,
+        len(judge_prompts),
+    )
 
     # --- reward -----------------------------------------------------------------------------------------------
     reward = _get_reward(script_args, device=str(state.device))
@@ -496,7 +511,6 @@ def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
     )
     logger.info("Training reward: %r", recorder.reward)
     best = None
-    judge_prompts = _judge_prompts(script_args, eval_prompts, prompts) if script_args.judge else []
     if script_args.judge and state.is_main_process:
         from synartifact.reward import ArtifactReward
 

@@ -182,6 +182,31 @@ def _trust_section(out: Path) -> list[str]:
             "rates: [generator-eval/report.md](generator-eval/report.md).",
             "",
         ]
+    drift = gen.get("drift")
+    if drift:
+        hf = drift.get("high_frequency", {})
+        lines += [
+            f"**Drift**: a refined sample lies {_fmt(drift.get('mean_mse'))} (pixel MSE) from the base sample of the "
+            f"same prompt and noise, {_fmt(drift.get('relative_drift'))} x the distance of an independent base sample "
+            f"of the prompt ({_fmt(drift.get('seed_to_seed_mse'))}); fine-detail energy base "
+            f"{_fmt(hf.get('base', {}).get('mean'))} -> refined {_fmt(hf.get('refined', {}).get('mean'))} "
+            f"(ratio {_fmt(drift.get('noise_ratio'))}; samples that turned into noise would show a ratio well above 1).",
+            "",
+            "![drift](generator-eval/drift.png)",
+            "",
+        ]
+    summary = _load_json(out / "generator" / "ddpo_summary.json")
+    if (out / "generator" / "reward_curve.png").is_file():
+        best = summary.get("best_epoch")
+        lines += [
+            "**Overoptimization**: the training reward per epoch beside the judge's reward on held-out prompts that "
+            "are neither trained on nor used in the comparison above; a training reward that rises while the judge "
+            "falls is the sign of reward hacking."
+            + (f" The judge rated epoch {best} best (`generator/best/`)." if best is not None else ""),
+            "",
+            "![reward curve](generator/reward_curve.png)",
+            "",
+        ]
     return lines
 
 

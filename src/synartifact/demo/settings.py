@@ -34,12 +34,18 @@ class DemoSettings:
     clean_fraction: float = 0.2
     test_size: float = 0.15
     seed: int = 0
-    # The reward's classifier trains on the first part of the train split; the judge, on the rest (data the reward
-    # model never saw), with another seed and another architecture family (Idefics3, the reward being LLaVA).
-    reward_train_split: str = "train[:80%]"
-    judge_train_split: str = "train[80%:]"
+    # The reward's classifier trains on the train split; the judge, on images the reward model never saw: a dataset
+    # of its own, synthesized with another seed (judge_n_images, same kinds), with another seed and another
+    # architecture family (Idefics3, the reward being LLaVA). The judge sees the 64 px images through 16 px patches:
+    # as many tokens as 32 px / 8 px patches (as fast), but the whole image (test macro-F1 0.34 vs 0.23 at 32 px).
+    reward_train_split: str = "train"
+    judge_n_images: int = 5000
+    judge_train_split: str = "train"
     judge_arch: str = "idefics3"
-    judge_epochs: int = 15
+    judge_image_size: int = 64
+    judge_patch_size: int = 16
+    judge_vision_hidden_size: int = 64
+    judge_epochs: int = 10
     sft_recipe: Path = RECIPES / "tiny/sft/config_cpu.yaml"
     ddpo_recipe: Path = RECIPES / "tiny/ddpo/config_cpu.yaml"
     sft_overrides: list[str] = field(default_factory=list)

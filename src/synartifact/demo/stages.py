@@ -60,15 +60,33 @@ def _stage_dataset(s: DemoSettings, out: Path) -> None:
     save_hub_folder(dsdict, out, overwrite=True)
 
 
+def _stage_judge_dataset(s: DemoSettings, out: Path) -> None:
+    """The judge's own training data: the demo's kinds, synthesized with another seed (images the reward's
+    classifier never saw)."""
+    from synartifact.data import save_hub_folder, synthesize_dataset
+
+    dsdict = synthesize_dataset(
+        s.judge_n_images,
+        size=s.image_size,
+        seed=s.seed + 1,
+        clean_fraction=s.clean_fraction,
+        test_size=s.test_size,
+        num_proc=s.num_proc,
+        kinds=list(s.kinds) if s.kinds else None,
+        max_artifacts=s.max_artifacts,
+    )
+    save_hub_folder(dsdict, out, overwrite=True)
+
+
 def _stage_tiny_vlm(s: DemoSettings, out: Path) -> None:
     from synartifact.tiny import build_tiny_vlm
 
     build_tiny_vlm(out, arch="llava", seed=s.seed, overwrite=True)
 
 
-def _sft(s: DemoSettings, out: Path, model: str, split: str, seed: int, *extra: str) -> None:
-    """The SFT script in a subprocess on the demo's dataset: ``model`` trained on ``split`` into ``out``."""
-    dataset = str(s.out / "dataset")
+def _sft(s: DemoSettings, out: Path, model: str, split: str, seed: int, *extra: str, dataset: str = "dataset") -> None:
+    """The SFT script in a subprocess on one of the demo's datasets: ``model`` trained on ``split`` into ``out``."""
+    dataset = str(s.out / dataset)
     args = ["--config", str(s.sft_recipe), "--dataset_name", dataset, "--model_name_or_path", str(s.out / model)]
     args += ["--output_dir", str(out), "--dataset_train_split", split, "--seed", str(seed), *extra]
     _python_module("synartifact.sft", args)
@@ -81,11 +99,20 @@ def _stage_sft(s: DemoSettings, out: Path) -> None:
 def _stage_judge_vlm(s: DemoSettings, out: Path) -> None:
     from synartifact.tiny import build_tiny_vlm
 
-    build_tiny_vlm(out, arch=s.judge_arch, seed=s.seed + 1, overwrite=True)
+    build_tiny_vlm(
+        out,
+        arch=s.judge_arch,
+        seed=s.seed + 1,
+        overwrite=True,
+        image_size=s.judge_image_size,
+        patch_size=s.judge_patch_size,
+        vision_hidden_size=s.judge_vision_hidden_size,
+    )
 
 
 def _stage_judge(s: DemoSettings, out: Path) -> None:
-    _sft(s, out, "judge-vlm", s.judge_train_split, s.seed + 1, "--num_train_epochs", str(s.judge_epochs))
+    epochs = ("--num_train_epochs", str(s.judge_epochs))
+    _sft(s, out, "judge-vlm", s.judge_train_split, s.seed + 1, *epochs, dataset="judge-dataset")
 
 
 def _evaluate(s: DemoSettings, out: Path, model: str, baseline: str) -> None:
@@ -148,6 +175,9 @@ def _stage_ddpo(s: DemoSettings, out: Path) -> None:
             str(out),
             "--prompts",
             str(s.out / "dataset"),
+            # the judge picks the best epoch on prompts of its own and draws its points on the reward curve
+            "--judge",
+            str(s.out / "judge"),
             *s.ddpo_overrides,
         ],
     )
@@ -257,6 +287,21 @@ STAGES_BEFORE_REPORT: tuple[Stage, ...] = (
             "max_artifacts": s.max_artifacts,
         },
     ),
+    Stage(
+        "judge-dataset",
+        "judge-dataset",
+        "synthesize the judge's own training data (another seed: images the reward never sees)",
+        _stage_judge_dataset,
+        lambda s: {
+            "n": s.judge_n_images,
+            "size": s.image_size,
+            "clean": s.clean_fraction,
+            "test": s.test_size,
+            "seed": s.seed + 1,
+            "kinds": s.kinds,
+            "max_artifacts": s.max_artifacts,
+        },
+    ),
     Stage("tiny-vlm", "tiny-vlm", "build the tiny VLM from configs", _stage_tiny_vlm, lambda s: {"seed": s.seed}),
     Stage(
         "sft",
@@ -284,12 +329,16 @@ STAGES_BEFORE_REPORT: tuple[Stage, ...] = (
         "judge-vlm",
         "build the judge's tiny VLM (another family, another seed)",
         _stage_judge_vlm,
-        lambda s: {"seed": s.seed + 1, "arch": s.judge_arch},
+        lambda s: {
+            "seed": s.seed + 1,
+            "arch": s.judge_arch,
+            "size": (s.judge_image_size, s.judge_patch_size, s.judge_vision_hidden_size),
+        },
     ),
     Stage(
         "judge",
         "judge",
-        "train the independent judge on the part of the train split the reward's classifier never saw",
+        "train the independent judge on its own data, which the reward's classifier never saw",
         _stage_judge,
         lambda s: {
             "recipe": _file_digest(s.sft_recipe),
@@ -297,7 +346,7 @@ STAGES_BEFORE_REPORT: tuple[Stage, ...] = (
             "split": s.judge_train_split,
             "epochs": s.judge_epochs,
         },
-        after=("dataset", "judge-vlm"),
+        after=("judge-dataset", "judge-vlm"),
     ),
     Stage(
         "judge-eval",
@@ -329,7 +378,7 @@ STAGES_BEFORE_REPORT: tuple[Stage, ...] = (
         "fine-tune the generator with TRL DDPOTrainer on the classifier's reward",
         _stage_ddpo,
         lambda s: {"recipe": _file_digest(s.ddpo_recipe), "overrides": s.ddpo_overrides},
-        after=("dataset", "sft", "tiny-sd"),
+        after=("dataset", "sft", "judge", "tiny-sd"),
     ),
     Stage(
         "generator-eval",

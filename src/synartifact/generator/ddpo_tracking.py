@@ -47,34 +47,49 @@ class PromptCycle:
 
 def plot_reward_curve(log_file: Path | str, out: Path | str) -> Path:
     """Plot mean training reward (with min/max band) per epoch from ``reward_log.jsonl`` to a PNG, with the judge's
-    reward at the epochs it was measured (``judge_reward``)."""
+    reward at the epochs it was measured (``judge_reward``, on its own axis: the two classifiers' scales differ) and,
+    when the reward has a ``drift`` term, the mean drift distance per epoch in a second panel."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = [json.loads(line) for line in Path(log_file).read_text().splitlines() if line.strip()]
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    drifts = [r for r in rows if "drift" in (r.get("terms") or {})]
+    fig, axes = plt.subplots(1, 2 if drifts else 1, figsize=(9.5 if drifts else 5.5, 3.4), squeeze=False)
+    ax = axes[0][0]
+    handles = []
     if rows:
         epochs = [r["epoch"] for r in rows]
-        ax.plot(epochs, [r["reward_mean"] for r in rows], marker="o", label="training reward (mean)")
-        ax.fill_between(
-            epochs, [r["reward_min"] for r in rows], [r["reward_max"] for r in rows], alpha=0.2, label="min-max"
+        handles += ax.plot(epochs, [r["reward_mean"] for r in rows], marker="o", ms=2, label="training reward (mean)")
+        handles.append(
+            ax.fill_between(
+                epochs, [r["reward_min"] for r in rows], [r["reward_max"] for r in rows], alpha=0.2, label="min-max"
+            )
         )
         judged = [r for r in rows if r.get("judge_reward") is not None]
         if judged:
             # the judge's reward beside the training reward: a gap that opens up shows overoptimization
-            ax.plot(
+            twin = ax.twinx()
+            handles += twin.plot(
                 [r["epoch"] for r in judged],
                 [r["judge_reward"] for r in judged],
                 marker="s",
                 linestyle="--",
-                label="judge reward (held-out prompts)",
+                color="#c44e52",
+                label="judge reward (its held-out prompts)",
             )
+            twin.set_ylabel("judge reward", color="#c44e52")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("reward (1 = no artifact found)")
-    ax.set_title("DDPO on the artifact classifier's reward")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.set_ylabel("training reward (1 = no artifact found)")
+    ax.set_title("DDPO: training reward vs independent judge", fontsize=10)
+    ax.legend(handles=handles, loc="lower right", fontsize=7)
+    if drifts:
+        right = axes[0][1]
+        right.plot([r["epoch"] for r in drifts], [-r["terms"]["drift"] for r in drifts], color="#55a868")
+        right.set_xlabel("epoch")
+        right.set_ylabel("pixel MSE to the base model's image")
+        right.set_title("drift from the base model (the drift term)", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -367,7 +382,9 @@ class BestByJudge:
         last = epoch == self.config.num_epochs - 1
         if (epoch + 1) % self.args.judge_every and not last:
             return {}
-        value = _eval_reward(self.pipeline.sd_pipeline, self.judge, self.prompts, self.config)["mean_reward"]
+        k = max(1, int(getattr(self.args, "judge_images_per_prompt", 1)))
+        sampled = [p for p in self.prompts for _ in range(k)]  # each image of a prompt has its own fixed noise
+        value = _eval_reward(self.pipeline.sd_pipeline, self.judge, sampled, self.config)["mean_reward"]
         if self.tracker.update(epoch, value):
             self.dir.mkdir(parents=True, exist_ok=True)
             (self.dir / "best.json").unlink(missing_ok=True)

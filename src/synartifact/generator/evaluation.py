@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from synartifact.generator.guards import measure_drift
 from synartifact.generator.sampling import (
     held_out_prompts,
     load_prompts,
@@ -44,6 +45,7 @@ __all__ = [
     "evaluate_generator",
     "add_cli",
     "save_image_grid",
+    "save_drift_figure",
 ]
 
 logger = logging.getLogger(__name__)
@@ -260,6 +262,23 @@ def _report_md(metrics: dict) -> str:
                 )
                 cells.append(f"{diff:+.3f}")
         lines.append(f"| {slug} | " + " | ".join(cells) + " |")
+    drift = metrics.get("drift")
+    if drift:
+        relative, ratio = drift.get("relative_drift"), drift.get("noise_ratio")
+        lines += [
+            "",
+            "## Drift: did the samples move away from the base model, or into noise?",
+            "",
+            f"Pixel MSE between each refined sample and the base sample of the same prompt and noise: "
+            f"{drift['mean_mse']:.4f}; an independent base sample of the same prompt lies "
+            + (f"{drift['seed_to_seed_mse']:.4f} away" if drift.get("seed_to_seed_mse") is not None else "n/a away")
+            + (f", so the drift is {relative:.2f} x that" if relative is not None else "")
+            + ". Fine-detail energy (mean |neighbour difference|): base "
+            f"{drift['high_frequency']['base']['mean']:.4f}, refined {drift['high_frequency']['refined']['mean']:.4f}"
+            + (f" (ratio {ratio:.2f}: > 1.5 would mean the samples turned noisy)." if ratio is not None else "."),
+            "",
+            "![drift](drift.png)",
+        ]
     lines += ["", "![before and after](before_after.png)", ""]
     return "\n".join(lines)
 
@@ -316,6 +335,39 @@ def _judge_reward(judge: Any, mode: str, classifier: Any, device: str | None) ->
         "independent": independent,
     }
     return scorer, config
+
+
+def save_drift_figure(drift: Mapping[str, Any], path: Path) -> Path:
+    """Two panels from :func:`~synartifact.generator.guards.measure_drift`: how far each refined sample lies from the
+    base sample of the same prompt and noise, against how far an independent sample of the prompt lies (left); the
+    fine-detail energy of base and refined samples, which rises when samples drift into noise (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    values = list(drift["mse"]) + list(drift.get("seed_to_seed") or [])
+    bins = np.linspace(0, max(values) * 1.05 if values and max(values) > 0 else 1, 25)
+    left.hist(drift["mse"], bins=bins, alpha=0.7, label="refined vs base (same prompt and noise)")
+    if drift.get("seed_to_seed"):
+        left.hist(drift["seed_to_seed"], bins=bins, alpha=0.5, label="base vs base, another seed")
+    left.set_xlabel("pixel MSE (pixels in [0, 1])")
+    left.set_ylabel("images")
+    relative = drift.get("relative_drift")
+    left.set_title(f"drift: {relative:.2f} x an independent sample" if relative is not None else "drift")
+    left.legend(fontsize=7)
+    hf = drift["high_frequency"]
+    right.hist(hf["base"]["per_image"], bins=20, alpha=0.6, label="base")
+    right.hist(hf["refined"]["per_image"], bins=20, alpha=0.6, label="refined")
+    right.set_xlabel("fine-detail energy (mean |neighbour difference|)")
+    ratio = drift.get("noise_ratio")
+    right.set_title(f"noise: refined / base = {ratio:.2f}" if ratio is not None else "noise")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
 
 
 def _save_before_after(rows: Sequence[tuple[str, Sequence]], path: Path, titles: Sequence[str], metrics: dict) -> Path:
@@ -464,6 +516,10 @@ def evaluate_generator(
             judged["refined"] = stats["judge"]
             judged["delta"] = _delta(judged["base"], judged["refined"])
         rows.append(("refined", refined_images[int(seeds[0])][::step]))
+        metrics["drift"] = measure_drift(
+            {s: [im for im, _ in ims] for s, ims in base_images.items()},
+            {s: [im for im, _ in ims] for s, ims in refined_images.items()},
+        )
     metrics["reward_gain_in_spread"] = metrics["delta"]["gain_over_spread"] if "delta" in metrics else None
     metrics["judge_gain_in_spread"] = judged["delta"]["gain_over_spread"] if "delta" in judged else None
     if judge is not None:
@@ -499,6 +555,8 @@ def evaluate_generator(
     with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         _save_before_after(rows, tmp / "before_after.png", prompt_list, metrics)
+        if "drift" in metrics:
+            save_drift_figure(metrics["drift"], tmp / "drift.png")
         (tmp / "report.md").write_text(_report_md(metrics))
     # the refined generator's own card (a `synartifact ddpo` folder) shows the comparison from now on
     from synartifact.cards import record_generator_evaluation
