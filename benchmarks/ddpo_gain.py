@@ -6,8 +6,10 @@
 
 Runs ``synartifact ddpo --config recipes/tiny/ddpo/config_cpu.yaml`` (training prompts exclude the held-out ones)
 then ``synartifact evaluate-generator`` (the same 8 held-out prompts x seeds 0 1 2, base vs base + LoRA, with the
-reward the run was trained on). ``--skip-train`` re-evaluates an existing run. The last line is
-``gain=<refined - base mean reward> spread=<larger seed std> ratio=<gain / spread> ddpo_minutes=<wall>``.
+reward the run was trained on, 4 images per prompt; with ``--judge DIR`` also under that independent classifier).
+``--skip-train`` re-evaluates an existing run. The last line is ``gain=<refined - base mean reward> spread=<larger
+seed std> ratio=<gain / spread> [judge_ratio=<judge gain / its spread> judge_rate=<base -> refined>]
+drift=<relative drift> noise_ratio=<fine-detail energy refined / base> ddpo_minutes=<wall>``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="outputs/bench-ddpo", help="output folder (run/ and eval/ inside)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="evaluation seeds")
     parser.add_argument("--skip-train", action="store_true", help="evaluate an existing run in OUT/run")
+    parser.add_argument("--judge", default=None, help="an independent classifier folder (e.g. outputs/demo/judge)")
+    parser.add_argument("--images-per-prompt", type=int, default=4, help="images per held-out prompt and seed")
     args = parser.parse_args(argv)
 
     print(
@@ -88,9 +92,12 @@ def main(argv: list[str] | None = None) -> int:
             args.dataset,
             "--seeds",
             *seeds,
+            "--images-per-prompt",
+            str(args.images_per_prompt),
             "--out",
             str(evaluation),
             "--overwrite",
+            *(["--judge", args.judge] if args.judge else []),
         ]
     )
     summary = json.loads((run / "ddpo_summary.json").read_text())
@@ -112,7 +119,17 @@ def main(argv: list[str] | None = None) -> int:
     spread = max(base["std"], refined["std"])
     ratio = delta["mean_reward"] / spread if spread > 0 else float("inf")
     label = f"ddpo_minutes={minutes:.1f}" if not args.skip_train else "ddpo_minutes=skipped"
-    print(f"gain={delta['mean_reward']:.4f} spread={spread:.4f} ratio={ratio:.2f} {label}")
+    judged = ""
+    if "judge" in metrics:
+        judge = metrics["judge"]
+        ratio_j = metrics["judge_gain_in_spread"]
+        judged = (
+            f" judge_ratio={ratio_j:.2f}" if ratio_j is not None else " judge_ratio=n/a"
+        ) + f" judge_rate={judge['base']['artifact_rate']:.3f}->{judge['refined']['artifact_rate']:.3f}"
+    drift = metrics.get("drift") or {}
+    if drift:
+        judged += f" drift={drift['relative_drift']:.2f} noise_ratio={drift['noise_ratio']:.2f}"
+    print(f"gain={delta['mean_reward']:.4f} spread={spread:.4f} ratio={ratio:.2f}{judged} {label}")
     return 0
 
 

@@ -136,3 +136,67 @@ def test_the_repair_stages_on_tiny_inputs(tmp_path, tiny_sd, tiny_dataset, tiny_
     report = demo.write_report(settings, tmp_path).read_text()
     assert "## Repair" in report and "made worse 0.000" in report and "**yes**" in report
     assert "artifact rate (independent judge)" in report
+
+
+def test_report_says_whether_the_gain_is_real(tmp_path):
+    """REPORT.md's "Is the gain real?" from the stages' JSON: pair accuracy, both gains, drift, the reward curve."""
+    settings = demo.DemoSettings(out=tmp_path)
+
+    def write(path, payload):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(json.dumps(payload))
+
+    write(
+        "reward-check/metrics.json", {"pair_accuracy": 0.9125, "per_kind": {"illegible_letters": 0.97}, "n_pairs": 80}
+    )
+    write("judge-eval/metrics.json", {"model": {"macro_f1": 0.3371, "binary_f1": 0.7056}, "baseline": {"macro_f1": 0}})
+    side = {"mean_reward": 0.9, "artifact_rate": 0.5833, "std": 0.01}
+    write(
+        "generator-eval/metrics.json",
+        {
+            "base": side,
+            "refined": {**side, "artifact_rate": 0.3542},
+            "delta": {"mean_reward": 0.02},
+            "reward_gain_in_spread": 2.4437,
+            "judge_gain_in_spread": 4.8008,
+            "judge": {"base": side, "refined": {**side, "artifact_rate": 0.3542}, "delta": {"mean_reward": 0.018}},
+            "drift": {
+                "mean_mse": 0.0255,
+                "relative_drift": 0.4440,
+                "seed_to_seed_mse": 0.0574,
+                "noise_ratio": 1.3418,
+                "high_frequency": {"base": {"mean": 0.045}, "refined": {"mean": 0.06}},
+            },
+        },
+    )
+    write("generator/ddpo_summary.json", {"best_epoch": 79})
+    (tmp_path / "generator" / "reward_curve.png").write_bytes(b"png")
+    report = demo.write_report(settings, tmp_path).read_text()
+    trust = report[report.index("## Is the gain real?") :]
+    assert "**0.912**" in trust and "| illegible_letters | 0.970 |" in trust
+    assert "macro-F1 0.337" in trust and "F1 0.706" in trust
+    assert "| independent judge |" in trust and "| 4.801 | 0.583 -> 0.354 |" in trust
+    assert "0.444 x the distance of an independent base sample" in trust and "(ratio 1.342;" in trust
+    assert "![drift](generator-eval/drift.png)" in trust and "epoch 79 best" in trust
+    assert "![reward curve](generator/reward_curve.png)" in trust
+
+
+def test_the_judge_gets_data_and_a_model_of_its_own(tmp_path):
+    """The judge's dataset is synthesized with another seed (other images than the reward's), and its tiny model is
+    another family that sees the whole 64 px image."""
+    from datasets import load_dataset
+
+    settings = demo.DemoSettings(out=tmp_path, n_images=12, judge_n_images=12, num_proc=1)
+    stages = {stage.name: stage for stage in demo.STAGES}
+    stages["dataset"].run(settings, tmp_path / "dataset")
+    stages["judge-dataset"].run(settings, tmp_path / "judge-dataset")
+    ours = load_dataset(str(tmp_path / "dataset"), split="train")
+    theirs = load_dataset(str(tmp_path / "judge-dataset"), split="train")
+    assert len(theirs) > 0
+    pixels = {bytes(row["image"].tobytes()) for row in ours}
+    assert not any(bytes(row["image"].tobytes()) in pixels for row in theirs), "the judge sees other images"
+    stages["judge-vlm"].run(settings, tmp_path / "judge-vlm")
+    config = json.loads((tmp_path / "judge-vlm" / "config.json").read_text())
+    assert config["model_type"] == "idefics3"
+    assert config["vision_config"]["image_size"] == 64 and config["vision_config"]["patch_size"] == 16
+    assert "judge-dataset" in dict((st.name, st.after) for st in demo.STAGES)["judge"]

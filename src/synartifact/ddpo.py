@@ -29,8 +29,10 @@ optimizer step); with ``build_tiny_models_if_missing`` and no classifier, the un
 Guards (:mod:`synartifact.generator.guards`): ``reward_funcs`` / ``reward_funcs_weights`` mix reward terms
 (``artifact``, and ``drift``, a penalty entering as minus the pixel MSE to the base model's image of the same prompt;
 each term's epoch mean goes to ``terms`` in ``reward_log.jsonl``); ``judge`` (with ``judge_every``,
-``judge_num_prompts``) scores held-out prompts' samples with an independent classifier (``judge_reward`` in the
-log, next to the training reward in ``reward_curve.png``) and keeps the best-judged epoch's weights in ``best/``
+``judge_num_prompts``, ``judge_images_per_prompt``) scores samples of prompts of its own (the evaluation split's
+prompts after the evaluation ones, removed from training: the epoch is chosen on prompts that neither training nor
+the before/after comparison uses) with an independent classifier (``judge_reward`` in the log, next to the training
+reward in ``reward_curve.png``) and keeps the best-judged epoch's weights in ``best/``
 (``best_epoch``, ``best_judge_reward`` in ``ddpo_summary.json``); the weights in ``output_dir`` stay the last
 epoch's. The before/after rewards are always the artifact reward's.
 

@@ -155,8 +155,9 @@ def _trust_section(out: Path) -> list[str]:
     if judge_eval:
         model, base = judge_eval.get("model", {}), judge_eval.get("baseline", {})
         lines += [
-            "**The judge**: a tiny model of another family and seed, trained on the part of the train split the "
-            f"reward's classifier never saw. On the test split: macro-F1 {_fmt(model.get('macro_f1'))} (zero-shot "
+            "**The judge**: a tiny model of another family and seed, trained on images the reward's classifier never "
+            "saw (`judge-dataset`, synthesized with another seed). On the test split: macro-F1 "
+            f"{_fmt(model.get('macro_f1'))} (zero-shot "
             f"{_fmt(base.get('macro_f1'))}), artifact / no-artifact F1 {_fmt(model.get('binary_f1'))}.",
             "",
         ]
@@ -178,8 +179,11 @@ def _trust_section(out: Path) -> list[str]:
             )
         lines += [
             "",
-            "A gain under the training reward that the judge does not confirm is reward hacking, not a result. Per-kind "
-            "rates: [generator-eval/report.md](generator-eval/report.md).",
+            "A gain under the training reward that the judge does not confirm is reward hacking, not a result. Both "
+            "score the same images of the refined generator's last epoch (the judge's best epoch is not used here, so "
+            "the judge never chose what it grades). Per-kind rates: [generator-eval/report.md](generator-eval/report.md).",
+            "",
+            "![before and after, scored by the reward and by the judge](generator-eval/before_after.png)",
             "",
         ]
     drift = gen.get("drift")

@@ -83,7 +83,7 @@ def plot_reward_curve(log_file: Path | str, out: Path | str) -> Path:
     ax.set_xlabel("epoch")
     ax.set_ylabel("training reward (1 = no artifact found)")
     ax.set_title("DDPO: training reward vs independent judge", fontsize=10)
-    ax.legend(handles=handles, loc="lower right", fontsize=7)
+    ax.legend(handles=handles, loc="upper left", fontsize=7, framealpha=0.6)
     if drifts:
         right = axes[0][1]
         right.plot([r["epoch"] for r in drifts], [-r["terms"]["drift"] for r in drifts], color="#55a868")
