@@ -2,18 +2,26 @@
 
 Stages, each also its own command, each writing to its own folder under ``--out`` (default ``outputs/demo``):
 
-1. ``dataset``       synthesize SynArtifact-style data on bundled photographs -> Hub folder (card + parquet)
-2. ``tiny-vlm``      build the tiny VLM from configs (the untrained baseline)
-3. ``sft``           fine-tune it with TRL SFTTrainer + LoRA (``recipes/tiny/sft/config_cpu.yaml``)
-4. ``evaluate``      the fine-tuned classifier against its zero-shot base on the held-out split
-5. ``tiny-sd``       build the tiny Stable Diffusion pipeline from configs and pre-train it on the dataset's
-                     images and prompts (the offline stand-in for SD 1.5's pre-training; random weights draw noise)
-6. ``ddpo``          fine-tune the generator with TRL DDPOTrainer on the classifier's reward
-7. ``generator-eval`` base vs refined generator: reward with a spread over seeds, image grid
-8. ``tiny-sd-inpaint`` widen the pre-trained tiny SD into an inpainting pipeline and pre-train it to fill boxes
-9. ``repair``        inpaint the artifacts the classifier finds in held-out images, keep a repair only if the
-                     reward rises (:mod:`synartifact.repair`)
-10. ``report``       ``REPORT.md`` with the tables and plots
+1. ``dataset``         synthesize SynArtifact-style data on bundled photographs -> Hub folder (card + parquet)
+2. ``judge-dataset``   the judge's own data: the same kinds synthesized with another seed (images the reward never sees)
+3. ``tiny-vlm``        build the tiny VLM (LLaVA) from configs (the untrained baseline)
+4. ``sft``             fine-tune it with TRL SFTTrainer on the train split (``recipes/tiny/sft/config_cpu.yaml``):
+                       the classifier whose verdict is DDPO's reward
+5. ``reward-check``    pair accuracy: does the reward rank a clean image above the same image with an artifact?
+6. ``judge-vlm``       build the judge's tiny VLM: another family (Idefics3) and seed
+7. ``judge``           train the independent judge on ``judge-dataset``
+8. ``judge-eval``      the judge against its zero-shot base on the test split
+9. ``evaluate``        the fine-tuned classifier against its zero-shot base on the test split
+10. ``tiny-sd``        build the tiny Stable Diffusion pipeline from configs and pre-train it on the dataset's
+                       images and prompts (the offline stand-in for SD 1.5's pre-training; random weights draw noise)
+11. ``ddpo``           fine-tune the generator with TRL DDPOTrainer on the classifier's reward; the judge scores
+                       prompts of its own every 10 epochs (the reward curve's judge points, ``best/``)
+12. ``generator-eval`` base vs refined generator on held-out prompts: the reward and the judge with their seed
+                       spreads, per-kind artifact rates, drift, image grid
+13. ``tiny-sd-inpaint`` widen the pre-trained tiny SD into an inpainting pipeline and pre-train it to fill boxes
+14. ``repair``         inpaint the artifacts the classifier finds in held-out images, keep a repair only if the
+                       reward rises (:mod:`synartifact.repair`), judged again by the judge
+15. ``report``         ``REPORT.md`` with the tables and plots
 
 A rerun skips every stage whose output exists and whose fingerprint (its settings and its inputs'
 fingerprints) matches; ``--force`` redoes them all, ``--force-stage NAME`` one and those after it. A stage that
