@@ -368,8 +368,9 @@ def _judge_prompts(args: DDPOScriptArguments, eval_prompts: list[str], train_pro
 
     wanted = len(eval_prompts) + args.judge_num_prompts
     candidates = held_out_prompts(args.prompts, wanted, "test")
-    prompts = [p for p in candidates if p not in set(eval_prompts)][: args.judge_num_prompts]
-    if not prompts or not [p for p in train_prompts if p not in set(prompts)]:
+    evaluation = set(eval_prompts)
+    prompts = [p for p in candidates if p not in evaluation][: args.judge_num_prompts]
+    if not prompts or set(train_prompts) <= set(prompts):
         raise ValueError(
             f"--judge needs {args.judge_num_prompts} held-out prompts besides the {len(eval_prompts)} evaluation "
             f"prompts and at least one prompt left to train on; {args.prompts or 'the built-in prompt list'} has "
@@ -477,7 +478,8 @@ def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
     )
     # the judge's own held-out prompts (when given) leave training too
     judge_prompts = _judge_prompts(script_args, eval_prompts, prompts) if script_args.judge else []
-    prompts = [p for p in prompts if p not in set(judge_prompts)]
+    judged = set(judge_prompts)
+    prompts = [p for p in prompts if p not in judged]
     held_out = len(set(eval_prompts) - set(prompts))
     logger.info(
         "%d training prompts, %d evaluation prompts (%d held out), %d judge prompts",

@@ -75,8 +75,8 @@ def write_report(s: DemoSettings, folder: Path) -> Path:
             "",
         ]
     lines += ["## Generator: base vs refined (DDPO on the classifier's reward)", ""]
+    summary = _load_json(out / "generator" / "ddpo_summary.json")
     if gen:
-        summary = _load_json(out / "generator" / "ddpo_summary.json")
         if summary:
             timing = summary.get("timing", {})
             lines += [
@@ -99,12 +99,13 @@ def write_report(s: DemoSettings, folder: Path) -> Path:
                 f"Gain {_fmt(delta.get('mean_reward'))} = {_fmt(delta.get('gain_over_spread'))} x the larger seed "
                 "spread (the target is > 2).",
             ]
-        lines += ["", "Full report: [generator-eval/report.md](generator-eval/report.md)", ""]
-        for png in sorted((out / "generator-eval").glob("*.png")):
-            lines += [f"![{png.stem}](generator-eval/{png.name})", ""]
-    for png in sorted((out / "generator").glob("*.png")):
-        lines += [f"![{png.stem}](generator/{png.name})", ""]
-    lines += _trust_section(out)
+        lines += [
+            "",
+            "Full report: [generator-eval/report.md](generator-eval/report.md); the before/after grid, the drift "
+            "and the reward curve are in the next section.",
+            "",
+        ]
+    lines += _trust_section(out, gen, summary)
     lines += _repair_section(out)
     lines += ["## Stage times (seconds)", "", "| stage | seconds |", "|---|---|"]
     lines += [
@@ -132,12 +133,13 @@ def write_report(s: DemoSettings, folder: Path) -> Path:
     return path
 
 
-def _trust_section(out: Path) -> list[str]:
-    """REPORT.md's "Is the gain real?": the reward's pair accuracy, the judge's quality, reward vs judge gains."""
+def _trust_section(out: Path, gen: dict, summary: dict) -> list[str]:
+    """REPORT.md's "Is the gain real?": the reward's pair accuracy, the judge's quality, reward vs judge gains, the
+    before/after grid, drift and the reward curve (``gen``: generator-eval's metrics, ``summary``: the DDPO run's)."""
     check = _load_json(out / "reward-check" / "metrics.json")
     judge_eval = _load_json(out / "judge-eval" / "metrics.json")
-    gen = _load_json(out / "generator-eval" / "metrics.json")
-    if not (check or judge_eval or gen.get("judge")):
+    curve = out / "generator" / "reward_curve.png"
+    if not (check or judge_eval or gen or curve.is_file()):
         return []
     lines = ["## Is the gain real?", ""]
     if check:
@@ -183,9 +185,9 @@ def _trust_section(out: Path) -> list[str]:
             "score the same images of the refined generator's last epoch (the judge's best epoch is not used here, so "
             "the judge never chose what it grades). Per-kind rates: [generator-eval/report.md](generator-eval/report.md).",
             "",
-            "![before and after, scored by the reward and by the judge](generator-eval/before_after.png)",
-            "",
         ]
+    if (out / "generator-eval" / "before_after.png").is_file():
+        lines += ["![before and after, scored by the reward and by the judge](generator-eval/before_after.png)", ""]
     drift = gen.get("drift")
     if drift:
         hf = drift.get("high_frequency", {})
@@ -199,8 +201,7 @@ def _trust_section(out: Path) -> list[str]:
             "![drift](generator-eval/drift.png)",
             "",
         ]
-    summary = _load_json(out / "generator" / "ddpo_summary.json")
-    if (out / "generator" / "reward_curve.png").is_file():
+    if curve.is_file():
         best = summary.get("best_epoch")
         lines += [
             "**Overoptimization**: the training reward per epoch beside the judge's reward on held-out prompts that "

@@ -44,38 +44,43 @@ def _python_module(module: str, args: list[str]) -> None:
         raise RuntimeError(f"`{' '.join(cmd)}` exited with {result.returncode}")
 
 
-def _stage_dataset(s: DemoSettings, out: Path) -> None:
+def _synth_settings(s: DemoSettings, judge: bool = False) -> dict:
+    """What a dataset stage synthesizes (and its fingerprint): the demo's dataset, or with ``judge`` the judge's own
+    data (``judge_n_images``, the next seed: images the reward's classifier never sees)."""
+    return {
+        "n": s.judge_n_images if judge else s.n_images,
+        "size": s.image_size,
+        "clean": s.clean_fraction,
+        "test": s.test_size,
+        "seed": s.seed + 1 if judge else s.seed,
+        "kinds": s.kinds,
+        "max_artifacts": s.max_artifacts,
+    }
+
+
+def _synthesize(s: DemoSettings, out: Path, judge: bool = False) -> None:
     from synartifact.data import save_hub_folder, synthesize_dataset
 
+    c = _synth_settings(s, judge)
     dsdict = synthesize_dataset(
-        s.n_images,
-        size=s.image_size,
-        seed=s.seed,
-        clean_fraction=s.clean_fraction,
-        test_size=s.test_size,
+        c["n"],
+        size=c["size"],
+        seed=c["seed"],
+        clean_fraction=c["clean"],
+        test_size=c["test"],
         num_proc=s.num_proc,
-        kinds=list(s.kinds) if s.kinds else None,
-        max_artifacts=s.max_artifacts,
+        kinds=list(c["kinds"]) if c["kinds"] else None,
+        max_artifacts=c["max_artifacts"],
     )
     save_hub_folder(dsdict, out, overwrite=True)
+
+
+def _stage_dataset(s: DemoSettings, out: Path) -> None:
+    _synthesize(s, out)
 
 
 def _stage_judge_dataset(s: DemoSettings, out: Path) -> None:
-    """The judge's own training data: the demo's kinds, synthesized with another seed (images the reward's
-    classifier never saw)."""
-    from synartifact.data import save_hub_folder, synthesize_dataset
-
-    dsdict = synthesize_dataset(
-        s.judge_n_images,
-        size=s.image_size,
-        seed=s.seed + 1,
-        clean_fraction=s.clean_fraction,
-        test_size=s.test_size,
-        num_proc=s.num_proc,
-        kinds=list(s.kinds) if s.kinds else None,
-        max_artifacts=s.max_artifacts,
-    )
-    save_hub_folder(dsdict, out, overwrite=True)
+    _synthesize(s, out, judge=True)
 
 
 def _stage_tiny_vlm(s: DemoSettings, out: Path) -> None:
@@ -277,30 +282,14 @@ STAGES_BEFORE_REPORT: tuple[Stage, ...] = (
         "dataset",
         "synthesize the dataset (Hub layout, card)",
         _stage_dataset,
-        lambda s: {
-            "n": s.n_images,
-            "size": s.image_size,
-            "clean": s.clean_fraction,
-            "test": s.test_size,
-            "seed": s.seed,
-            "kinds": s.kinds,
-            "max_artifacts": s.max_artifacts,
-        },
+        _synth_settings,
     ),
     Stage(
         "judge-dataset",
         "judge-dataset",
         "synthesize the judge's own training data (another seed: images the reward never sees)",
         _stage_judge_dataset,
-        lambda s: {
-            "n": s.judge_n_images,
-            "size": s.image_size,
-            "clean": s.clean_fraction,
-            "test": s.test_size,
-            "seed": s.seed + 1,
-            "kinds": s.kinds,
-            "max_artifacts": s.max_artifacts,
-        },
+        lambda s: _synth_settings(s, judge=True),
     ),
     Stage("tiny-vlm", "tiny-vlm", "build the tiny VLM from configs", _stage_tiny_vlm, lambda s: {"seed": s.seed}),
     Stage(

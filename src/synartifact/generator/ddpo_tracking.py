@@ -382,8 +382,8 @@ class BestByJudge:
         last = epoch == self.config.num_epochs - 1
         if (epoch + 1) % self.args.judge_every and not last:
             return {}
-        k = max(1, int(getattr(self.args, "judge_images_per_prompt", 1)))
-        sampled = [p for p in self.prompts for _ in range(k)]  # each image of a prompt has its own fixed noise
+        # each image of a prompt has its own fixed noise
+        sampled = [p for p in self.prompts for _ in range(self.args.judge_images_per_prompt)]
         value = _eval_reward(self.pipeline.sd_pipeline, self.judge, sampled, self.config)["mean_reward"]
         if self.tracker.update(epoch, value):
             self.dir.mkdir(parents=True, exist_ok=True)
