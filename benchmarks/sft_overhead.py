@@ -62,14 +62,12 @@ def bare_trl(model_dir: Path, data_dir: Path, out: Path, steps: int) -> float:
 
 def ours(model_dir: Path, data_dir: Path, out: Path, steps: int) -> float:
     """``synartifact.sft.main`` with the same settings. Returns train samples/s."""
-    from trl import SFTConfig
-
-    from synartifact.configs import SFTModelArguments, SFTScriptArguments
+    from synartifact.configs import SFTModelArguments, SFTScriptArguments, SFTTrainingArguments
     from synartifact.sft import main
 
     script = SFTScriptArguments(dataset_name=str(data_dir), answer_mode="labels", image_size=64)
     model = SFTModelArguments(model_name_or_path=str(model_dir), use_peft=False)
-    trainer = main(script, SFTConfig(**_training_kwargs(out, steps)), model)
+    trainer = main(script, SFTTrainingArguments(**_training_kwargs(out, steps)), model)
     return trainer.state.log_history[-1]["train_samples_per_second"]
 
 

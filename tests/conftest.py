@@ -94,6 +94,20 @@ def tiny_dataset(tmp_path_factory):
 
 
 ROOT = Path(__file__).resolve().parents[1]
+STACKS = ("latest", "oldest")
+
+
+def stack_pins(stack: str) -> dict[str, str]:
+    """``constraints/<stack>.txt`` as {normalized distribution name: pinned version}: the stacks the suite runs on."""
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (ROOT / "constraints" / f"{stack}.txt").read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            pins[canonicalize_name(name)] = version.strip()
+    return pins
 EXAMPLE = ROOT / "spaces" / "classify" / "examples" / "7_localized_blur.png"
 
 # What the over-fitted classifier always answers (full mode: kind | box | caption).

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ANSWER_NAMES, EXAMPLE, ROOT, free_port
+from conftest import ANSWER_NAMES, EXAMPLE, ROOT, free_port, stack_pins
 from PIL import Image
 
 from synartifact import spaces_utils
@@ -399,16 +399,22 @@ def test_python_app_py_honours_gradio_server_port(tmp_path):
 
 @pytest.mark.parametrize("name", ["classify", "generate"])
 def test_space_folders_have_a_spaces_header_and_pinned_requirements(name):
-    import gradio
+    """The Space runs on the newest tested stack: its header's gradio and its pins are constraints/latest.txt's."""
     import yaml
+    from packaging.utils import canonicalize_name
 
+    latest = stack_pins("latest")
     folder = ROOT / "spaces" / name
     header = yaml.safe_load((folder / "README.md").read_text(encoding="utf-8").split("---")[1])
     assert header["sdk"] == "gradio" and header["app_file"] == "app.py"
-    assert header["sdk_version"] == gradio.__version__
+    assert header["sdk_version"] == latest["gradio"]
     assert len(header["short_description"]) <= 60
     for key in ("title", "emoji", "colorFrom", "colorTo", "license", "models", "datasets", "suggested_hardware"):
         assert key in header, key
     requirements = (folder / "requirements.txt").read_text(encoding="utf-8").splitlines()
-    assert f"gradio=={gradio.__version__}" in requirements
-    assert any(line.startswith("trl==") for line in requirements)
+    pinned = {
+        canonicalize_name(line.split("==")[0]): line.split("==")[1] for line in requirements if "==" in line
+    }
+    assert pinned["gradio"] == latest["gradio"] and pinned["trl"] == latest["trl"] == "0.23.1"
+    assert {k: v for k, v in pinned.items() if k in latest} == {k: v for k, v in latest.items() if k in pinned}
+    assert len(set(pinned) & set(latest)) >= 8, "the Space pins the stack it was tested on"

@@ -10,13 +10,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Optional
 
-from trl import ModelConfig, ScriptArguments
+from trl import ModelConfig, ScriptArguments, SFTConfig
+
+from synartifact.compat import apply_warmup_ratio
 
 __all__ = [
     "DDPO_CONFIG_DEFAULTS",
     "DDPOScriptArguments",
     "SFTModelArguments",
     "SFTScriptArguments",
+    "SFTTrainingArguments",
     "ddpo_config_defaults",
 ]
 
@@ -139,6 +142,28 @@ class SFTModelArguments(ModelConfig):
     freeze_multi_modal_projector: bool = field(
         default=False, metadata={"help": "Keep the vision-to-text projector fixed in full fine-tuning."}
     )
+
+
+@dataclass
+class SFTTrainingArguments(SFTConfig):
+    """TRL's ``SFTConfig`` plus the two fields transformers 5 removed from ``TrainingArguments``, which the SFT script
+    and the recipes keep on both stacks (:mod:`synartifact.compat` gives ``warmup_ratio`` its meaning there)."""
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Train again into an output_dir that holds a finished model (its checkpoints are removed); "
+            "without it such a rerun is refused and an unfinished one resumes."
+        },
+    )
+    warmup_ratio: float = field(
+        default=0.0,
+        metadata={"help": "Linear warmup over this fraction of the training steps, in [0, 1); 0 for none."},
+    )
+
+    def __post_init__(self):
+        apply_warmup_ratio(self)
+        super().__post_init__()
 
 
 @dataclass

@@ -40,7 +40,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -50,12 +49,13 @@ import datasets
 import torch
 import transformers
 from transformers import AutoModelForImageTextToText, set_seed
-from trl import SFTConfig, TrlParser
 from trl import SFTTrainer as TRLSFTTrainer
+from trl import TrlParser
 
 from synartifact.cards import classifier_results_table, final_output_dir, hub_card_data, save_model_card
 from synartifact.checkpoints import file_problem, newest_complete, numbered_folders
-from synartifact.configs import SFTModelArguments, SFTScriptArguments
+from synartifact.compat import align_mm_token_type_ids
+from synartifact.configs import SFTModelArguments, SFTScriptArguments, SFTTrainingArguments
 from synartifact.prompts import ANSWER_MODES, render_answer, to_sft_example
 from synartifact.utils import is_local_path
 
@@ -94,7 +94,7 @@ ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 # ------------------------------------------------------------------------------------------------------------
 
 
-def load_sft_datasets(script_args: SFTScriptArguments, training_args: SFTConfig | None = None):
+def load_sft_datasets(script_args: SFTScriptArguments, training_args: SFTTrainingArguments | None = None):
     """The train (and, when evaluating, test) split as TRL ``images`` + ``prompt``/``completion`` datasets."""
     from synartifact.data import load_artifact_dataset
     from synartifact.data.splits import select_split
@@ -147,7 +147,7 @@ def trained_kinds(dataset: Any, mode: str = "labels") -> list[str]:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def ensure_model(script_args: SFTScriptArguments, model_args: SFTModelArguments, training_args: SFTConfig) -> str:
+def ensure_model(script_args: SFTScriptArguments, model_args: SFTModelArguments, training_args: SFTTrainingArguments) -> str:
     """The model path, building the tiny VLM there first when it is a missing local folder and that is allowed."""
     name = model_args.model_name_or_path
     if not name:
@@ -278,7 +278,7 @@ def last_complete_checkpoint(output_dir: str | Path, need_optimizer: bool = True
     return str(found) if found is not None else None
 
 
-def resolve_checkpoint(training_args: SFTConfig) -> str | None:
+def resolve_checkpoint(training_args: SFTTrainingArguments) -> str | None:
     """The checkpoint this run resumes from, or ``None`` to start fresh.
 
     ``--resume_from_checkpoint DIR`` must name a complete checkpoint; ``--resume_from_checkpoint true`` takes the last
@@ -326,23 +326,19 @@ def resolve_checkpoint(training_args: SFTConfig) -> str | None:
     return found
 
 
-def _convert_key(key: str, mapping: dict[str, str]) -> str:
-    """A saved weight name in the model's current naming, by the rule ``from_pretrained`` applies."""
-    for pattern, replacement in mapping.items():
-        key, count = re.subn(pattern, replacement, key)
-        if count:
-            break
-    return key
-
-
 class SFTTrainer(TRLSFTTrainer):
     """TRL's ``SFTTrainer`` whose resume (and best-model reload) restores exactly the weights a checkpoint holds.
 
-    transformers 4.57 saves a VLM under its older weight names (its ``_checkpoint_conversion_mapping``, reversed)
-    but ``Trainer`` reloads a checkpoint with a plain ``load_state_dict``: no name matches, a warning lists them and
-    training goes on from the untrained model. Here the names are converted back as ``from_pretrained`` does, and a
-    checkpoint that still does not fit the model is an error. LoRA adapters, DeepSpeed and FSDP load as before.
+    transformers saves a VLM under its older weight names (4.57: ``_checkpoint_conversion_mapping`` reversed; 5.x:
+    its conversion mapping reversed) but ``Trainer`` reloads a checkpoint with a plain ``load_state_dict``: no name
+    matches, a warning lists them and training goes on from the untrained model. Here the checkpoint is read with
+    ``from_pretrained``, which renames by the installed version's own rules, and a checkpoint that does not fit the
+    model is an error. LoRA adapters, DeepSpeed and FSDP load as before.
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.data_collator = align_mm_token_type_ids(self.data_collator, self.processing_class)
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         if not self._load_renamed_weights(resume_from_checkpoint, self.model if model is None else model):
@@ -353,41 +349,44 @@ class SFTTrainer(TRLSFTTrainer):
             super()._load_best_model()
 
     def _load_renamed_weights(self, checkpoint: str, model: torch.nn.Module) -> bool:
-        """Load a full-weights checkpoint saved under converted names into ``model``; False when that is not the case."""
+        """Load a full-weights checkpoint folder into ``model`` under its current names; False when that is not the
+        case (an adapter, DeepSpeed, FSDP, no ``config.json``)."""
         from peft import PeftModel
-        from safetensors.torch import load_file
+        from transformers import PreTrainedModel
 
-        mapping = getattr(model, "_checkpoint_conversion_mapping", None)
-        if not mapping or isinstance(model, PeftModel) or self.is_deepspeed_enabled or self.is_fsdp_enabled:
+        folder = Path(checkpoint)
+        if (
+            not isinstance(model, PreTrainedModel)
+            or isinstance(model, PeftModel)
+            or self.is_deepspeed_enabled
+            or self.is_fsdp_enabled
+            or not (folder / "config.json").is_file()
+            or not _weight_files(folder)
+        ):
             return False
-        files = [f for f in _weight_files(Path(checkpoint)) if not f.name.endswith(".index.json")]
-        if not files:
-            return False
-        current = model.state_dict()
-        loaded, unexpected = set(), []
-        for path in files:
-            if path.suffix == ".safetensors":
-                weights = load_file(path, device="cpu")
-            else:
-                weights = torch.load(path, map_location="cpu", weights_only=True)
-            weights = {(k if k in current else _convert_key(k, mapping)): v for k, v in weights.items()}
-            result = model.load_state_dict(weights, strict=False)
-            unexpected += result.unexpected_keys
-            loaded.update(set(weights) - set(result.unexpected_keys))
-            del weights
-        # tied weights (an lm_head sharing the embeddings) are saved once and restored through the one they share
-        shared = {current[k].data_ptr() for k in loaded}
-        ignored = set(getattr(model, "_keys_to_ignore_on_save", None) or ())
-        missing = [
-            k for k, v in current.items() if k not in loaded and k not in ignored and v.data_ptr() not in shared
-        ]
-        if missing or unexpected:
+        dtype = next(model.parameters()).dtype
+        try:
+            saved, info = type(model).from_pretrained(folder, dtype=dtype, output_loading_info=True)
+        except (OSError, RuntimeError, ValueError) as err:
+            raise ValueError(
+                f"Checkpoint {checkpoint} does not fit the model being trained ({type(err).__name__}: {err}). Resume "
+                "from a checkpoint of this model and configuration, or start a new --output_dir."
+            ) from err
+        missing, unexpected = list(info.get("missing_keys") or ()), list(info.get("unexpected_keys") or ())
+        mismatched = list(info.get("mismatched_keys") or ())
+        if missing or unexpected or mismatched:
             raise ValueError(
                 f"Checkpoint {checkpoint} does not fit the model being trained: {len(missing)} weights missing "
-                f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}). Resume from a "
-                "checkpoint of this model and configuration, or start a new --output_dir."
+                f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), {len(mismatched)} of "
+                "another shape. Resume from a checkpoint of this model and configuration, or start a new --output_dir."
             )
-        logger.info("Restored %d weights from %s.", len(loaded), checkpoint)
+        weights = saved.state_dict()
+        try:
+            model.load_state_dict(weights, strict=True)
+        except RuntimeError as err:
+            raise ValueError(f"Checkpoint {checkpoint} does not fit the model being trained: {err}") from err
+        logger.info("Restored %d weights from %s.", len(weights), checkpoint)
+        del saved, weights
         return True
 
 
@@ -488,7 +487,7 @@ def _version(package: str) -> str:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: SFTModelArguments) -> SFTTrainer:
+def main(script_args: SFTScriptArguments, training_args: SFTTrainingArguments, model_args: SFTModelArguments) -> SFTTrainer:
     """Run SFT: seed, logging, resume, data, model, trainer, train, save, card, push. Returns the trainer."""
     if script_args.answer_mode not in ANSWER_MODES:
         raise ValueError(f"answer_mode must be one of {ANSWER_MODES}, not {script_args.answer_mode!r}.")
@@ -615,8 +614,8 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
 
 
 def make_parser() -> TrlParser:
-    """The parser of ``synartifact sft``: script arguments, TRL's ``SFTConfig`` and the model arguments."""
-    return TrlParser((SFTScriptArguments, SFTConfig, SFTModelArguments))
+    """The parser of ``synartifact sft``: script arguments, TRL's ``SFTConfig`` (``SFTTrainingArguments``), model arguments."""
+    return TrlParser((SFTScriptArguments, SFTTrainingArguments, SFTModelArguments))
 
 
 def cli_main(argv: list[str] | None = None) -> int:

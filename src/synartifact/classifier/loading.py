@@ -171,10 +171,18 @@ def load_vlm_processor(path, **kwargs):
     except (ImportError, OSError, ValueError, TypeError, AttributeError) as err:
         error = err
     kind = ""
-    for name, key in (("config.json", "model_type"), ("preprocessor_config.json", "image_processor_type")):
+    # transformers 4.57 saves the image processor as preprocessor_config.json, 5.x inside processor_config.json
+    for name, keys in (
+        ("config.json", ("model_type",)),
+        ("preprocessor_config.json", ("image_processor_type",)),
+        ("processor_config.json", ("image_processor", "image_processor_type")),
+    ):
         file = Path(path) / name
         if not kind and file.is_file():
-            kind = str(json.loads(file.read_text()).get(key, "")).lower()
+            found = json.loads(file.read_text())
+            for key in keys:
+                found = found.get(key, {}) if isinstance(found, dict) else {}
+            kind = str(found or "").lower()
     if kind.startswith("qwen2"):
         from transformers import AutoImageProcessor, AutoTokenizer
 

@@ -29,23 +29,33 @@ _SD_MERGES = (
     "in g</w>",
     "an d</w>",
     "o f</w>",
-    "a</w>",
-    "s</w>",
-    "e</w>",
-    "d</w>",
-    "y</w>",
 )
 
 
-def _write_tiny_clip_tokenizer_files(folder) -> tuple:
-    """Write ``vocab.json`` and ``merges.txt`` of an offline byte-level CLIP BPE into ``folder``."""
-    import json
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte-to-symbol table (CLIP's too): printable bytes map to themselves, the rest to unused code points."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    codes = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codes.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, map(chr, codes)))
 
-    from transformers.models.clip.tokenization_clip import bytes_to_unicode
+
+def _write_tiny_clip_tokenizer_files(folder) -> tuple:
+    """Write ``vocab.json`` and ``merges.txt`` of an offline byte-level CLIP BPE into ``folder``.
+
+    Files that ``CLIPTokenizer.from_pretrained`` reads on both supported stacks (transformers 4.57's Python tokenizer
+    and 5.x's ``tokenizers``-backed one give the same ids); every merge line is a pair, as 5.x requires.
+    """
+    import json
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    symbols = list(bytes_to_unicode().values())
+    symbols = list(_bytes_to_unicode().values())
     vocab_list = symbols + [s + "</w>" for s in symbols]
     for merge in _SD_MERGES:
         merged = merge.replace(" ", "")
@@ -123,10 +133,9 @@ def build_tiny_sd(
             sample_size=sample_size * 2 ** (len(block_out_channels) - 1),
         )
         torch.manual_seed(seed + 2)
-        vocab_file, merges_file = _write_tiny_clip_tokenizer_files(tmp / "_tokenizer_src")
-        tokenizer = CLIPTokenizer(
-            vocab_file=str(vocab_file), merges_file=str(merges_file), model_max_length=max_length
-        )
+        tokenizer_src = tmp / "_tokenizer_src"
+        _write_tiny_clip_tokenizer_files(tokenizer_src)
+        tokenizer = CLIPTokenizer.from_pretrained(str(tokenizer_src), model_max_length=max_length)
         text_encoder = CLIPTextModel(
             CLIPTextConfig(
                 vocab_size=len(tokenizer),
@@ -160,7 +169,11 @@ def build_tiny_sd(
             requires_safety_checker=False,
         )
         pipe.save_pretrained(tmp)
-        shutil.rmtree(tmp / "_tokenizer_src")
+        # transformers 5 saves only tokenizer.json; the vocabulary files keep the folder loadable by 4.57 too
+        for name in ("vocab.json", "merges.txt"):
+            if not (tmp / "tokenizer" / name).exists():
+                shutil.copy2(tokenizer_src / name, tmp / "tokenizer" / name)
+        shutil.rmtree(tokenizer_src)
     return out
 
 
