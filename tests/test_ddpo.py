@@ -718,3 +718,22 @@ def test_judge_prompts_follow_the_evaluation_prompts_and_leave_training(tmp_path
     args.judge_num_prompts = 4
     with pytest.raises(ValueError, match="lower judge_num_prompts or num_eval_images"):
         _judge_prompts(args, evaluation, train)
+
+
+def test_a_kill_between_the_checkpoint_and_the_reward_row_loses_no_epoch(tmp_path):
+    """TRL saves a checkpoint inside the epoch, before the epoch's reward row is logged: a kill in between must not
+    leave the resumed run without that epoch's row (the checkpoint carries it), nor log an epoch twice."""
+    from synartifact.generator.ddpo_tracking import EpochRecorder
+
+    log = tmp_path / "reward_log.jsonl"
+    log.write_text(json.dumps({"epoch": 0, "reward_mean": 0.5}) + "\n" + '{"epoch": 2, "rew')  # a torn later line
+    recorder = EpochRecorder(reward=None, out=tmp_path, write=True)
+    recorder.resume(2, 10, {"epoch": 1, "reward_mean": 0.75})
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert rows == [{"epoch": 0, "reward_mean": 0.5}, {"epoch": 1, "reward_mean": 0.75}] == recorder.rows
+
+    recorder = EpochRecorder(reward=None, out=tmp_path, write=True)
+    recorder.resume(2, 10, {"epoch": 1, "reward_mean": 0.9})  # logged already: kept as logged, not twice
+    assert [json.loads(line) for line in log.read_text().splitlines()] == rows
+    recorder.resume(3, 10, {"epoch": 1, "reward_mean": 0.9})  # not the checkpoint's epoch: ignored
+    assert [json.loads(line) for line in log.read_text().splitlines()] == rows

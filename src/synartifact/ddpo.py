@@ -529,7 +529,7 @@ def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
     first_epoch, global_step = (
         _resume(trainer, progress, ddpo_config.resume_from) if ddpo_config.resume_from else (0, 0)
     )
-    recorder.resume(first_epoch, global_step)
+    recorder.resume(first_epoch, global_step, progress.row)
     if best is not None:
         best.resume(recorder.rows)
     for epoch in range(first_epoch, ddpo_config.num_epochs):

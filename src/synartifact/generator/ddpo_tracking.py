@@ -258,11 +258,18 @@ class EpochRecorder:
             )
         return global_step
 
-    def resume(self, first_epoch: int, global_step: int) -> None:
+    def resume(self, first_epoch: int, global_step: int, checkpoint_row: dict | None = None) -> None:
         """Go on from ``first_epoch`` and ``global_step`` (0 and 0 for a new run): keep only the rows logged before
         them, here, in ``reward_log.jsonl`` and in ``train_log.jsonl``, dropping what a killed run logged past its
-        last checkpoint, so that the run's logs read as one."""
+        last checkpoint, so that the run's logs read as one. ``checkpoint_row`` is the checkpoint's own epoch's
+        reward row (TRL saves inside the epoch, before the row is logged): added when a kill lost it."""
         self.rows = _truncate_jsonl(self.log_file, lambda row: row.get("epoch", first_epoch) < first_epoch, self.write)
+        if checkpoint_row and checkpoint_row.get("epoch") == first_epoch - 1:
+            if all(row.get("epoch") != first_epoch - 1 for row in self.rows):
+                self.rows.append(dict(checkpoint_row))
+                if self.write:
+                    with open(self.log_file, "a") as fh:
+                        fh.write(json.dumps(checkpoint_row) + "\n")
         _truncate_jsonl(
             self.log_file.parent / "train_log.jsonl", lambda row: row.get("step", 0) < global_step, self.write
         )
@@ -306,6 +313,7 @@ class TrainingProgress:
         self.recorder = recorder
         self.epoch = -1
         self.global_step = 0
+        self.row: dict | None = None  # the checkpoint epoch's reward row, as far as it was recorded when saved
 
     def state_dict(self) -> dict:
         """The progress now (TRL saves at the end of an epoch's step, after its training)."""
@@ -316,6 +324,7 @@ class TrainingProgress:
             "epoch": self.recorder.epoch,
             "global_step": self.trainer.global_step,
             "prompt_calls": self.trainer.prompt_fn.calls,
+            "row": dict(self.recorder.row),
             "stat_tracker": {str(p): np.asarray(q) for p, q in tracker.stats.items()} if tracker else None,
         }
 
@@ -324,6 +333,7 @@ class TrainingProgress:
         from collections import deque
 
         self.epoch, self.global_step = int(state["epoch"]), int(state["global_step"])
+        self.row = state.get("row")
         self.trainer.global_step = self.global_step
         self.trainer.prompt_fn.calls = int(state["prompt_calls"])
         tracker = getattr(self.trainer, "stat_tracker", None)
