@@ -108,6 +108,8 @@ def stack_pins(stack: str) -> dict[str, str]:
             name, _, version = line.partition("==")
             pins[canonicalize_name(name)] = version.strip()
     return pins
+
+
 EXAMPLE = ROOT / "spaces" / "classify" / "examples" / "7_localized_blur.png"
 
 # What the over-fitted classifier always answers (full mode: kind | box | caption).

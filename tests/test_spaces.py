@@ -412,9 +412,7 @@ def test_space_folders_have_a_spaces_header_and_pinned_requirements(name):
     for key in ("title", "emoji", "colorFrom", "colorTo", "license", "models", "datasets", "suggested_hardware"):
         assert key in header, key
     requirements = (folder / "requirements.txt").read_text(encoding="utf-8").splitlines()
-    pinned = {
-        canonicalize_name(line.split("==")[0]): line.split("==")[1] for line in requirements if "==" in line
-    }
+    pinned = {canonicalize_name(line.split("==")[0]): line.split("==")[1] for line in requirements if "==" in line}
     assert pinned["gradio"] == latest["gradio"] and pinned["trl"] == latest["trl"] == "0.23.1"
     assert {k: v for k, v in pinned.items() if k in latest} == {k: v for k, v in latest.items() if k in pinned}
     assert len(set(pinned) & set(latest)) >= 8, "the Space pins the stack it was tested on"

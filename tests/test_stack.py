@@ -42,7 +42,9 @@ def test_the_oldest_stack_is_setup_cfg_floors_and_the_ranges_are_open_to_new_rel
     oldest, latest = stack_pins("oldest"), stack_pins("latest")
     for name, pinned in oldest.items():
         floors = [Version(s.version) for s in requirements[name].specifier if s.operator in (">=", "==")]
-        assert floors == [Version(pinned)], f"{name}: setup.cfg's floor {floors} is not constraints/oldest.txt's {pinned}"
+        assert floors == [Version(pinned)], (
+            f"{name}: setup.cfg's floor {floors} is not constraints/oldest.txt's {pinned}"
+        )
     exact = sorted(n for n, r in requirements.items() if any(s.operator == "==" for s in r.specifier))
     assert exact == ["trl"]
     assert Version(latest["transformers"]).major == 5 and Version(oldest["transformers"]).major == 4

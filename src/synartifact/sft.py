@@ -147,7 +147,9 @@ def trained_kinds(dataset: Any, mode: str = "labels") -> list[str]:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def ensure_model(script_args: SFTScriptArguments, model_args: SFTModelArguments, training_args: SFTTrainingArguments) -> str:
+def ensure_model(
+    script_args: SFTScriptArguments, model_args: SFTModelArguments, training_args: SFTTrainingArguments
+) -> str:
     """The model path, building the tiny VLM there first when it is a missing local folder and that is allowed."""
     name = model_args.model_name_or_path
     if not name:
@@ -487,7 +489,9 @@ def _version(package: str) -> str:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def main(script_args: SFTScriptArguments, training_args: SFTTrainingArguments, model_args: SFTModelArguments) -> SFTTrainer:
+def main(
+    script_args: SFTScriptArguments, training_args: SFTTrainingArguments, model_args: SFTModelArguments
+) -> SFTTrainer:
     """Run SFT: seed, logging, resume, data, model, trainer, train, save, card, push. Returns the trainer."""
     if script_args.answer_mode not in ANSWER_MODES:
         raise ValueError(f"answer_mode must be one of {ANSWER_MODES}, not {script_args.answer_mode!r}.")
