@@ -1,8 +1,9 @@
 """Throughput of the dataset stage: synthesis (per core, 256 px), build from JSONL, load_dataset + iterate.
 
-    python benchmarks/dataset_throughput.py [--n 200] [--size 256] [--runs 3]
+    python benchmarks/dataset_throughput.py [--n 200] [--size 256] [--runs 3] [--json PATH]
 
-Prints the median images/s of several runs and the machine; the last line is a one-line summary.
+Prints the median images/s of several runs and the machine; the last line is a one-line summary. The figures go to
+a result file (``--json``, default ``benchmarks/results/``) that ``python benchmarks/report.py`` renders.
 The issue's target: synthesis >= 50 images/s per core at 256 px.
 """
 
@@ -17,6 +18,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _record import add_json_flag, write_result
 
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -38,6 +41,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--runs", type=int, default=3)
+    add_json_flag(parser)
     args = parser.parse_args()
 
     import datasets
@@ -106,6 +110,17 @@ def main() -> None:
         f"n={n} size={size} runs={args.runs}"
     )
     sys.stdout.flush()
+    row = {
+        "synth_images_per_cpu_s": synth_rate,
+        "synth_images_per_s_wall": synth_wall,
+        "synthesize_dataset_images_per_s": ds_rate,
+        "build_images_per_s": build_rate,
+        "load_iterate_images_per_s": load_rate,
+        "n": n,
+        "size": size,
+        "runs": args.runs,
+    }
+    write_result("dataset_throughput", [row], args.json)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ then ``synartifact evaluate-generator`` (the same 8 held-out prompts x seeds 0 1
 reward the run was trained on, 4 images per prompt; with ``--judge DIR`` also under that independent classifier).
 ``--skip-train`` re-evaluates an existing run. The last line is ``gain=<refined - base mean reward> spread=<larger
 seed std> ratio=<gain / spread> [judge_ratio=<judge gain / its spread> judge_rate=<base -> refined>]
-drift=<relative drift> noise_ratio=<fine-detail energy refined / base> ddpo_minutes=<wall>``.
+drift=<relative drift> noise_ratio=<fine-detail energy refined / base> ddpo_minutes=<wall>``. The figures go to
+a result file (``--json PATH``, default ``benchmarks/results/``) that ``python benchmarks/report.py`` renders.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _record import add_json_flag, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    argv_given = list(argv)
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -49,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-train", action="store_true", help="evaluate an existing run in OUT/run")
     parser.add_argument("--judge", default=None, help="an independent classifier folder (e.g. outputs/demo/judge)")
     parser.add_argument("--images-per-prompt", type=int, default=4, help="images per held-out prompt and seed")
+    add_json_flag(parser)
     args = parser.parse_args(argv)
 
     print(
@@ -130,6 +135,34 @@ def main(argv: list[str] | None = None) -> int:
     if drift:
         judged += f" drift={drift['relative_drift']:.2f} noise_ratio={drift['noise_ratio']:.2f}"
     print(f"gain={delta['mean_reward']:.4f} spread={spread:.4f} ratio={ratio:.2f}{judged} {label}")
+    row = {
+        "classifier": args.classifier,
+        "judge": args.judge,
+        "epochs": summary["epochs"],
+        "ddpo_minutes": None if args.skip_train else minutes,
+        "reward_base": base["mean_reward"],
+        "reward_refined": refined["mean_reward"],
+        "gain": delta["mean_reward"],
+        "spread": spread,
+        "gain_in_spread": ratio if spread > 0 else None,
+        "sampling_share": timing["sampling_share"],
+        "reward_share": timing["reward_share"],
+        "training_share": timing["training_share"],
+        "prompts": len(metrics["config"]["prompts"]),
+        "held_out_prompts": len(held_out),
+        "seeds": args.seeds,
+        "images_per_prompt": args.images_per_prompt,
+    }
+    if "judge" in metrics:
+        judge = metrics["judge"]
+        row.update(
+            judge_gain_in_spread=metrics["judge_gain_in_spread"],
+            judge_artifact_rate_base=judge["base"]["artifact_rate"],
+            judge_artifact_rate_refined=judge["refined"]["artifact_rate"],
+        )
+    if drift:
+        row.update(relative_drift=drift["relative_drift"], noise_ratio=drift["noise_ratio"])
+    write_result("ddpo_gain", [row], args.json, argv_given)
     return 0
 
 

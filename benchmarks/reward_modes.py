@@ -1,6 +1,7 @@
 """Reward ``score`` vs ``generate`` mode per classifier: images/s of each and how often their label sets agree.
 
-    python benchmarks/reward_modes.py --classifier outputs/demo/classifier outputs/classifier-full [--batch-size 1]
+    python benchmarks/reward_modes.py --classifier outputs/demo/classifier outputs/classifier-full [--batch-size 1] \
+        [--json PATH]
 
 (``outputs/classifier-full``: ``python -m synartifact.sft --config recipes/tiny/sft/config_cpu_full.yaml``.)
 
@@ -14,6 +15,8 @@ to 33 new tokens gives its fixed cost and the cost of a decode step, hence the s
 answer lengths and the decode steps per batch that a 5x speedup would need on this machine (``generate`` runs
 until the longest answer of a batch ends). The last line is, for the LAST classifier given,
 ``speedup=<score images/s over generate images/s> agreement=<fraction of images with the same label set>``.
+One row per classifier goes to a result file (``--json``, default ``benchmarks/results/``) that
+``python benchmarks/report.py`` renders.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import platform
 import statistics
 import time
 from pathlib import Path
+
+from _record import add_json_flag, write_result
 
 
 def _images(dataset: str, n: int, split: str) -> list:
@@ -74,8 +79,8 @@ def _decode_cost(classifier, images: list, repeats: int, long: int = 33) -> tupl
     return first, max(0.0, (run(long) - first) / (long - 1))
 
 
-def _bench(path: str, images: list, args) -> tuple[float, float]:
-    """One classifier: both modes timed, their agreement; prints a block and returns (speedup, agreement)."""
+def _bench(path: str, images: list, args) -> dict:
+    """One classifier: both modes timed, their agreement; prints a block and returns its figures."""
     from synartifact.classifier import ArtifactClassifier
     from synartifact.reward import ArtifactReward
 
@@ -122,7 +127,18 @@ def _bench(path: str, images: list, args) -> tuple[float, float]:
         f">= {needed:.0f} decode steps per batch"
     )
     print(f"  {path}: speedup={speedup:.2f} agreement={agree:.3f}")
-    return speedup, agree
+    return {
+        "classifier": path,
+        "answer_mode": classifier.mode,
+        "images": len(images),
+        "batch_size": args.batch_size,
+        "generated_tokens_per_image": mean_tokens,
+        "score_images_per_s": len(images) / results["score"][1],
+        "generate_images_per_s": len(images) / results["generate"][1],
+        "speedup": speedup,
+        "predicted_speedup": predicted,
+        "agreement": agree,
+    }
 
 
 def _generated_images(generator: str, dataset: str, n: int) -> list:
@@ -156,12 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=64, help="number of images")
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per mode (median)")
+    add_json_flag(parser)
     args = parser.parse_args(argv)
 
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
         f"{torch.__version__}, threads {torch.get_num_threads()}, cuda {torch.cuda.is_available()}"
     )
+    source = f"samples of {args.generator}" if args.generator else f"{args.dataset} ({args.split})"
     if args.generator:
         images = _generated_images(args.generator, args.dataset, args.n)
         print(
@@ -171,9 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         images = _images(args.dataset, args.n, args.split)
         print(f"images: {len(images)} from {args.dataset} ({args.split})")
     speedup, agree = float("nan"), float("nan")
+    rows = []
     for path in args.classifier:
-        speedup, agree = _bench(path, images, args)
+        rows.append({**_bench(path, images, args), "image_source": source})
+        speedup, agree = rows[-1]["speedup"], rows[-1]["agreement"]
     print(f"speedup={speedup:.2f} agreement={agree:.3f}")
+    write_result("reward_modes", rows, args.json, argv)
     return 0
 
 

@@ -1,12 +1,13 @@
 """SFT throughput: ``synartifact.sft`` against a bare TRL ``SFTTrainer`` on the same tiny model, data and collation.
 
-    python benchmarks/sft_overhead.py [--n 256] [--steps 24] [--runs 3]
+    python benchmarks/sft_overhead.py [--n 256] [--steps 24] [--runs 3] [--json PATH]
 
 Both sides train the same tiny LLaVA (built from configs) for the same steps on the same synthetic rows turned
 into the same ``prompt``/``completion`` examples, with TRL's default collator. The bare side is what a user would
 write by hand around ``SFTTrainer``; ours is ``synartifact.sft.main`` with its parsing, checks, card and run record.
 Prints samples/s (train loop, from the trainer's own ``train_samples_per_second``) and end-to-end wall time, the
-median of ``--runs`` runs each, and the overhead. The goal: overhead <= 10%.
+median of ``--runs`` runs each, and the overhead. The goal: overhead <= 10%. The figures go to a result file
+(``--json``, default ``benchmarks/results/``) that ``python benchmarks/report.py`` renders.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from _record import add_json_flag, write_result
 
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -76,6 +79,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=256, help="training images")
     parser.add_argument("--steps", type=int, default=24)
     parser.add_argument("--runs", type=int, default=3)
+    add_json_flag(parser)
     args = parser.parse_args()
 
     import torch
@@ -113,6 +117,18 @@ def main() -> None:
             f"overhead_train_loop={(bare / our - 1) * 100:+.1f}% overhead_end_to_end={wall_over * 100:+.1f}% "
             f"(goal <= 10%)"
         )
+    row = {
+        "bare_samples_per_s": bare,
+        "ours_samples_per_s": our,
+        "overhead_train_loop_pct": (bare / our - 1) * 100,
+        "overhead_end_to_end_pct": wall_over * 100,
+        "bare_wall_s": statistics.median(walls["bare TRL"]),
+        "ours_wall_s": statistics.median(walls["synartifact.sft"]),
+        "n": args.n,
+        "steps": args.steps,
+        "runs": args.runs,
+    }
+    write_result("sft_overhead", [row], args.json)
 
 
 if __name__ == "__main__":

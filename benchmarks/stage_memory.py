@@ -1,10 +1,12 @@
 """Wall time and peak memory (max RSS) of each pipeline stage, each run as its own ``synartifact`` process.
 
-    python benchmarks/stage_memory.py [--out /tmp/synartifact-bench] [--n 400]
+    python benchmarks/stage_memory.py [--out /tmp/synartifact-bench] [--n 400] [--json PATH]
 
 Every stage is the real command a user types, in a fresh process, so its peak RSS is its own (``os.wait4``).
 Small settings: the point is the relative cost and memory of the stages on the tiny models, not a full run.
 The DDPO line also prints the epoch time split (sampling / reward / training) from the run's ``reward_log.jsonl``.
+One row per stage goes to a result file (``--json``, default ``benchmarks/results/``) that
+``python benchmarks/report.py`` renders.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _record import add_json_flag, write_result
 
 
 def run(name: str, args: list[str]) -> tuple[float, float]:
@@ -38,6 +42,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=400, help="images to synthesize")
     parser.add_argument("--sft-steps", type=int, default=20)
     parser.add_argument("--ddpo-epochs", type=int, default=2)
+    add_json_flag(parser)
     args = parser.parse_args()
     out = args.out
     shutil.rmtree(out, ignore_errors=True)
@@ -123,9 +128,11 @@ def main() -> None:
 
     print(f"machine: {platform.platform()}, {os.cpu_count()} logical cores, torch {torch.__version__}")
     print(f"{'stage':<20} {'seconds':>8} {'peak RSS MiB':>13}")
+    rows = []
     for name, cmd in stages:
         seconds, rss = run(name, cmd)
         print(f"{name:<20} {seconds:>8.1f} {rss:>13.0f}")
+        rows.append({"stage": name, "seconds": seconds, "peak_rss_mib": rss})
     log = [json.loads(line) for line in (out / "gen" / "reward_log.jsonl").read_text().splitlines() if line.strip()]
     parts = {k: sum(e[f"{k}_s"] for e in log) for k in ("sampling", "reward", "training")}
     total = sum(parts.values())
@@ -134,6 +141,10 @@ def main() -> None:
         + ", ".join(f"{k} {v / total:.0%}" for k, v in parts.items())
         + f" ({total / len(log):.1f} s per epoch, goal: reward <= 20%)"
     )
+    ddpo = next(row for row in rows if row["stage"] == "ddpo")
+    ddpo.update({f"{k}_share": v / total for k, v in parts.items()}, seconds_per_epoch=total / len(log))
+    settings = {"n": args.n, "sft_steps": args.sft_steps, "ddpo_epochs": args.ddpo_epochs}
+    write_result("stage_memory", [{**row, **settings} for row in rows], args.json)
 
 
 if __name__ == "__main__":

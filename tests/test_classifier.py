@@ -38,10 +38,32 @@ def test_import_synartifact_stays_light():
     assert "ArtifactClassifier" in result.stdout
 
 
-def test_predict_on_every_input_type(classifier):
-    reports = classifier.predict(_inputs(), batch_size=3)
+def _expected_pixels(inputs):
+    """The RGB pixels each of :func:`_inputs` must reach the model as, worked out by hand."""
+    pil, hwc, chw, _, _ = inputs
+    return [
+        np.asarray(pil),
+        np.round(hwc * 255).astype(np.uint8),  # floats in [0, 1] scaled to 8 bits
+        np.round(chw.double().permute(1, 2, 0).numpy() * 255).astype(np.uint8),  # channels last
+        np.full((10, 12, 3), 128, dtype=np.uint8),  # grey level 128 in all three channels
+        np.tile(np.array([255, 127, 127], dtype=np.uint8), (12, 10, 1)),  # red at alpha 128/255 over white
+    ]
+
+
+def test_predict_on_every_input_type(classifier, monkeypatch):
+    seen = []
+    generate = classifier._generate
+    monkeypatch.setattr(classifier, "_generate", lambda images: seen.extend(images) or generate(images))
+    inputs = _inputs()
+    reports = classifier.predict(inputs, batch_size=3)
     assert len(reports) == 5 and all(isinstance(r, ArtifactReport) for r in reports)
     assert [(r.width, r.height) for r in reports] == [(40, 30), (24, 20), (24, 16), (12, 10), (10, 12)]
+    # each input reaches the model as the pixels worked out by hand, and answers as that plain RGB image does
+    expected = _expected_pixels(inputs)
+    for i, (image, pixels) in enumerate(zip(seen, expected)):
+        np.testing.assert_array_equal(np.asarray(image), pixels, err_msg=f"input {i}")
+    plain = classifier.predict([Image.fromarray(p) for p in expected], batch_size=3)
+    assert [r.raw_text for r in reports] == [r.raw_text for r in plain]
     for r in reports:
         assert isinstance(r.raw_text, str) and r.raw_text  # a random model still says something
         assert isinstance(r.well_formed, bool)
@@ -147,6 +169,14 @@ def test_lora_adapter_folder(tiny_vlm, classifier, tmp_path):
     assert len(reports) == 3 and all(r.width for r in reports)
     # the adapter changes the model: its answers differ from the base's
     assert [r.raw_text for r in unmerged.predict(images)] != [r.raw_text for r in classifier.predict(images)]
+    # merging changes nothing else: the merged model (same answer mode) gives the unmerged one's logits and answers
+    merged = ArtifactClassifier.from_pretrained(adapter, mode="labels", max_new_tokens=MAX_NEW)
+    assert not hasattr(merged.model, "peft_config")
+    with torch.no_grad():
+        logits = [clf.model(**clf.prepare_inputs(images)).logits for clf in (merged, unmerged, classifier)]
+    torch.testing.assert_close(logits[0], logits[1], rtol=0, atol=1e-5)
+    assert (logits[0] - logits[2]).abs().max() > 1e-2  # far beyond that tolerance: the adapter is in the merge
+    assert [r.raw_text for r in merged.predict(images)] == [r.raw_text for r in unmerged.predict(images)]
 
 
 def test_full_model_folder_with_sft_record(tiny_vlm, tmp_path):

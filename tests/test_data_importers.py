@@ -114,8 +114,20 @@ def test_synartifact_release_reports_all_problems(tmp_path):
     msg = str(err.value)
     assert "3 problem(s)" in msg
     assert "sd15/annotation_json_artifacts_class/0001.json" in msg and "no image 0001" in msg
-    assert "corrupt image" in msg and "artifacts_class" not in msg.split("corrupt")[0][-5:]
-    assert "Artifacts annotation[0].label" in msg and "99" in msg
+    # one line per problem, each naming its file, record and field
+    problems = sorted(line.strip() for line in msg.splitlines() if line.strip().startswith("- "))
+    assert len(problems) == 3
+    assert problems[0].startswith(
+        "- dalle3/annotation_json_artifacts_class/0001.json, record 0001, image: corrupt image: 0001.png is not a "
+        "readable image"
+    )
+    assert problems[1].startswith(
+        "- dalle3/annotation_json_artifacts_class/0003.json, record 0003, Artifacts annotation[0].label: label '99' "
+        "is not a kind"
+    )
+    assert problems[2].startswith(
+        "- sd15/annotation_json_artifacts_class/0001.json, record 0001, image: no image 0001."
+    )
 
 
 # --------------------------------------------------------------------------- JSONL

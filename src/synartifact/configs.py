@@ -7,6 +7,7 @@ training arguments are TRL's own ``SFTConfig`` / ``DDPOConfig`` with our default
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -326,4 +327,9 @@ def ddpo_config_defaults(config) -> None:
     import torch
 
     if not torch.cuda.is_available() and config.mixed_precision in ("fp16", "bf16"):
+        logging.getLogger(__name__).warning(
+            "mixed_precision %r needs CUDA, which is not available: training in full precision (mixed_precision "
+            "'no') instead.",
+            config.mixed_precision,
+        )
         config.mixed_precision = "no"

@@ -289,8 +289,12 @@ def _write_card(
     after: dict,
     epochs_log: list[dict],
     timing: dict,
+    judge_summary: dict | None = None,
 ) -> None:
-    from synartifact.cards import final_output_dir, hub_card_data, save_model_card
+    """The model card: the reward and its terms, the judge (when one was used), the training reward per epoch and
+    the installed TRL / diffusers / torch versions. ``judge_summary`` is ``BestByJudge.summary()``."""
+    from synartifact.cards import final_output_dir, hub_card_data, installed_version, save_model_card
+    from synartifact.generator.guards import check_reward_funcs
 
     # the card names the folder users load (not a temporary one being written) or the Hub repo
     repo_id = args.hub_model_id or str(final_output_dir(out))
@@ -320,11 +324,27 @@ def _write_card(
         "mixed_precision",
         "seed",
     )
+    names, weights = check_reward_funcs(
+        getattr(args, "reward_funcs", None) or ["artifact"], getattr(args, "reward_funcs_weights", None)
+    )
+    judge = None
+    if judge_summary and judge_summary.get("judge"):
+        judge = {
+            "classifier": str(judge_summary["judge"]),
+            "every": getattr(args, "judge_every", None),
+            "num_prompts": len(judge_summary.get("judge_prompts") or []),
+            "images_per_prompt": getattr(args, "judge_images_per_prompt", None),
+            "best_epoch": judge_summary.get("best_epoch"),
+            "best_judge_reward": judge_summary.get("best_judge_reward"),
+        }
     save_model_card(
         out,
         "generator_card.md",
         card_data,
         model_name=card_data["model_name"],
+        reward_terms=[[name, weight] for name, weight in zip(names, weights)],
+        judge=judge,
+        versions={name: installed_version(name) for name in ("trl", "diffusers", "torch", "synartifact")},
         repo_id=repo_id,
         base_model=args.pretrained_model,
         base_model_local="base_model" not in card_data,
@@ -385,6 +405,9 @@ def _judge_prompts(args: DDPOScriptArguments, eval_prompts: list[str], train_pro
 
 def _get_pipeline(args: DDPOScriptArguments) -> Any:
     """TRL's DDPO pipeline (LoRA on the UNet attention unless ``use_lora`` is off) around ``pretrained_model``."""
+    from synartifact.hub_access import require_hub
+
+    require_hub(args.pretrained_model, "generator")
     return _pipeline_class()(
         args.pretrained_model, pretrained_model_revision=args.pretrained_revision, use_lora=args.use_lora
     )
@@ -559,7 +582,17 @@ def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
     _write_summary(out, script_args, ddpo_config, summary)
 
     # --- card, push (main process) ----------------------------------------------------------------------------
-    _write_card(out, script_args, ddpo_config, reward, before, after, recorder.rows, timing)
+    _write_card(
+        out,
+        script_args,
+        ddpo_config,
+        reward,
+        before,
+        after,
+        recorder.rows,
+        timing,
+        judge_summary=best.summary() if best is not None else None,
+    )
     if ddpo_config.push_to_hub:
         _push_to_hub(out, script_args.hub_model_id)
     logger.info("LoRA weights and card in %s", out)

@@ -22,6 +22,7 @@ truncated output, returns what it could read, and says whether the answer was we
 from __future__ import annotations
 
 import difflib
+import logging
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -269,6 +270,8 @@ def parse_answer(text: Any, mode: str = "labels") -> ParsedAnswer:
             return result
         _parse_into(result, text, mode)
     except Exception as err:  # noqa: BLE001 - the parser must never raise on model output
+        # a bug of the parser, not of the answer: logged with its traceback so that it can be fixed
+        logging.getLogger(__name__).exception("parse_answer failed (mode %r) on the answer %r", mode, text)
         result.problems.append(f"parser error: {err!r}")
         result.well_formed = False
     return result

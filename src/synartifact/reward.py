@@ -66,7 +66,9 @@ __all__ = [
     "parse_weights",
     "images_to_pil",
     "reward_from_kinds",
+    "reward_from_report",
     "reward_settings",
+    "reward_value",
 ]
 
 REWARD_MODES: tuple[str, ...] = ("score", "generate")
@@ -112,6 +114,36 @@ def reward_from_kinds(found: Mapping[str, float] | set[str] | Sequence[str], wei
     return float(1.0 - sum(weights[k] * float(p) for k, p in presence.items()) / total)
 
 
+def reward_value(
+    presence: Mapping[str, float] | set[str] | Sequence[str],
+    weights: Mapping[str, float],
+    unparsable: bool,
+    unparsable_reward: float,
+) -> tuple[float, bool]:
+    """The reward of one answer, the one rule every caller uses: :func:`reward_from_kinds` of what it found, or
+    ``unparsable_reward`` for an answer that names neither a kind nor ``None`` (or whose reward is not finite).
+    Returns the reward and whether it was not finite (counted by the DDPO scorer)."""
+    if unparsable:
+        return float(unparsable_reward), False
+    value = reward_from_kinds(presence, weights)
+    if not math.isfinite(value):
+        return float(unparsable_reward), True
+    return float(value), False
+
+
+def reward_from_report(
+    report: Any, mode: str, weights: Mapping[str, float] | None = None, unparsable_reward: float = 0.0
+) -> float:
+    """The reward of the image an :class:`~synartifact.report.ArtifactReport` describes, read from its answer as
+    the reward's ``generate`` mode reads it (no second pass through the model). ``mode`` is the classifier's
+    answer format; ``weights`` default to every kind weighing 1."""
+    from synartifact.prompts import answer_kinds
+
+    kinds, unparsable = answer_kinds(report.raw_text, mode, report.kinds)
+    weights = parse_weights(None) if weights is None else weights
+    return reward_value(kinds, weights, unparsable, unparsable_reward)[0]
+
+
 def images_to_pil(images: Any) -> tuple[list[Image.Image], int]:
     """Images as RGB PIL images (through :func:`synartifact.images.to_rgb`), and how many had NaN/inf pixels.
 
@@ -135,7 +167,8 @@ def images_to_pil(images: Any) -> tuple[list[Image.Image], int]:
 class ArtifactReward:
     """An :class:`~synartifact.classifier.ArtifactClassifier` as a reward: ``1 - weighted share of kinds found``.
 
-    ``ArtifactReward(classifier_or_path, mode="score"|"generate", weights=None)``; call it as TRL's DDPO scorer
+    ``ArtifactReward(classifier_or_path, mode="score"|"generate", weights=None, torch_dtype=None)`` (a dtype such as
+    ``torch.bfloat16`` or ``"bfloat16"`` loads a large classifier in half the memory); call it as TRL's DDPO scorer
     (``reward(images, prompts, metadata) -> (rewards, info)``) or use :meth:`score_images` on PIL images.
     """
 
@@ -151,6 +184,7 @@ class ArtifactReward:
         device: str | None = None,
         follow_lines: bool = False,
         temperature: float = 1.0,
+        torch_dtype: Any = None,
     ) -> None:
         if mode not in REWARD_MODES:
             raise ValueError(f"Unknown reward mode {mode!r}: valid modes are {', '.join(REWARD_MODES)}.")
@@ -170,7 +204,13 @@ class ArtifactReward:
         if isinstance(classifier_or_path, (str, bytes)) or hasattr(classifier_or_path, "__fspath__"):
             from synartifact.classifier import ArtifactClassifier
 
-            classifier_or_path = ArtifactClassifier.from_pretrained(str(classifier_or_path), device=device)
+            classifier_or_path = ArtifactClassifier.from_pretrained(
+                str(classifier_or_path), device=device, dtype=torch_dtype
+            )
+        elif torch_dtype is not None:
+            raise ValueError(
+                "torch_dtype applies when ArtifactReward loads the classifier from a path, not to a model."
+            )
         answer_mode = getattr(classifier_or_path, "mode", "labels")
         if mode == "score" and answer_mode not in ("labels", "full"):
             raise ValueError(
@@ -225,9 +265,8 @@ class ArtifactReward:
         found, chosen, unparsable = self._found(pil)
         rows = []
         for presence, labels, bad in zip(found, chosen, unparsable):
-            value = self.unparsable_reward if bad else reward_from_kinds(presence, self.weights)
-            value = value if math.isfinite(value) else self.unparsable_reward
-            rows.append({"reward": float(value), "kinds": sorted(labels) if not bad else [], "unparsable": bool(bad)})
+            value = reward_value(presence, self.weights, bad, self.unparsable_reward)[0]
+            rows.append({"reward": value, "kinds": sorted(labels) if not bad else [], "unparsable": bool(bad)})
         return rows
 
     def label_sets(self, images: Any) -> list[set[str]]:
@@ -241,11 +280,9 @@ class ArtifactReward:
         found, chosen, unparsable = self._found(pil)
         rewards, nan_events, kinds = [], 0, Counter()
         for presence, labels, bad in zip(found, chosen, unparsable):
-            value = self.unparsable_reward if bad else reward_from_kinds(presence, self.weights)
-            if not math.isfinite(value):
-                nan_events += 1
-                value = self.unparsable_reward
-            rewards.append(float(value))
+            value, nonfinite = reward_value(presence, self.weights, bad, self.unparsable_reward)
+            nan_events += nonfinite
+            rewards.append(value)
             if not bad:
                 kinds.update(labels)
         info = {
@@ -278,6 +315,12 @@ class ArtifactReward:
         return found, chosen, unparsable
 
     @torch.no_grad()
+    def report_reward(self, report: Any) -> float:
+        """This reward of the image a classifier report describes, read from the report's answer (as ``generate``
+        mode reads it: no second pass through the model)."""
+        mode = getattr(self.classifier, "mode", "labels")
+        return reward_from_report(report, mode, self.weights, self.unparsable_reward)
+
     def _found_generate(self, images: list[Image.Image]) -> tuple[list[set[str]], list[bool]]:
         from synartifact.prompts import answer_kinds
 
@@ -355,7 +398,9 @@ class ArtifactReward:
         inputs = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}
         position = (inputs["attention_mask"].long().cumsum(-1) - 1).clamp(min=0)
         # positions as generate() computes them for left padding; Qwen2-VL computes its own 3-D (M-RoPE) ones
-        explicit_positions = "qwen" not in str(getattr(getattr(model, "config", None), "model_type", ""))
+        from synartifact.classifier.families import model_computes_positions
+
+        explicit_positions = not model_computes_positions(model)
         return model, inputs, position, device, explicit_positions
 
     def _group_probs(self, row_logits: torch.Tensor, groups: list[list[int]]) -> tuple[list[float], int, bool]:

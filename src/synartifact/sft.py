@@ -42,6 +42,7 @@ import logging
 import os
 import shutil
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -410,12 +411,17 @@ def write_model_card(output_dir: str | Path, run: dict, eval_results: str | Path
 
     output_dir = Path(output_dir)
     eval_file = Path(eval_results) if eval_results else output_dir / "eval_results.json"
-    table = ""
+    table = note = ""
     if eval_file.is_file():
         try:
             table = classifier_results_table(json.loads(eval_file.read_text()))
         except (json.JSONDecodeError, AttributeError, TypeError) as err:
             raise ValueError(f"Evaluation results {eval_file} are not a metrics JSON object: {err}") from err
+        # the card says where its figures came from: they were not measured by this training run
+        modified = datetime.fromtimestamp(eval_file.stat().st_mtime, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        given = f"`{eval_file}` (given with `--eval_results`)"
+        source = given if eval_results else "`eval_results.json` found in the output folder"
+        note = f"Read from {source}, last modified {modified}: these figures were not measured by this training run."
     base, data = run["base_model"], run["dataset"]
     repo_id = run.get("hub_model_id") or str(run.get("output_dir") or final_output_dir(output_dir))
     card_data = hub_card_data(
@@ -462,6 +468,7 @@ def write_model_card(output_dir: str | Path, run: dict, eval_results: str | Path
             mode,
         ),
         evaluation_table=table,
+        evaluation_note=note,
         config_rows=config_rows,
         versions=[
             ("synartifact", _version("synartifact")),

@@ -240,11 +240,18 @@ def validated_image(**kwargs: Any) -> gr.Image:
             return load_image(path)
         except ValueError as err:
             raise gr.Error(str(err), title="Invalid image") from None
-        except Exception as err:  # noqa: BLE001 - anything unreadable is the user's file, not a crash
-            logger.warning("could not read an uploaded image: %r", err)
+        except (OSError, SyntaxError, Image.DecompressionBombError) as err:  # Pillow could not decode the file
+            logger.warning("could not decode an uploaded image: %r", err)
             raise gr.Error(
                 "This file is not an image that can be read: please upload a PNG, JPEG or WebP image.",
                 title="Invalid image",
+            ) from None
+        except Exception:  # noqa: BLE001 - not the file's fault: say so, and keep the traceback in the log
+            logger.exception("reading an upload failed")
+            raise gr.Error(
+                "The server failed while reading the upload (this is not a problem with your image); please try "
+                "again, and report it if it keeps happening.",
+                title="Server error",
             ) from None
 
     component.preprocess = preprocess  # type: ignore[method-assign]
@@ -403,11 +410,36 @@ def _classifier_for(path: str, tiny: bool):
     return ArtifactClassifier.from_pretrained(path)
 
 
+def _load_configured(load: Callable[[], Any], *named: tuple[ModelSource | None, str, str]) -> Any:
+    """``load()``, its loading errors told without the server's paths: ``named`` is ``(source, environment variable,
+    what)`` per model it loads. The page gets the name the user gave (a Hub id, a folder's name) and what to fix;
+    the full error, paths included, goes to the server log."""
+    try:
+        return load()
+    except (OSError, ValueError) as err:
+        given = [(s, env, what) for s, env, what in named if s is not None and not s.tiny]
+        if not given:
+            raise
+        logger.exception("could not load the configured model(s): %s", ", ".join(f"{e}={s.path}" for s, e, _ in given))
+        for source, env, what in given:
+            if is_local_path(source.path) and not Path(source.path).expanduser().exists():
+                raise ValueError(
+                    f"The {what} folder {source.display_name!r} set by {env} does not exist on the server: set {env} "
+                    "to an existing folder or a Hub id."
+                ) from None
+        if all(not is_local_path(s.path) for s, _, _ in given):  # Hub ids only: their message names no server path
+            raise ValueError(str(err)) from None
+        names = ", ".join(f"{what} {s.display_name!r} ({env})" for s, env, what in given)
+        raise ValueError(f"The model could not be loaded ({names}); the server log has the details.") from None
+
+
 def get_classifier():
     """The process's :class:`~synartifact.classifier.ArtifactClassifier`, loaded on first call."""
     source = classifier_source()
     with _MODEL_LOCK:
-        return _classifier_for(source.path, source.tiny)
+        return _load_configured(
+            lambda: _classifier_for(source.path, source.tiny), (source, ENV_CLASSIFIER, "classifier")
+        )
 
 
 def report_reward(report: ArtifactReport, mode: str = "labels") -> float:
@@ -417,11 +449,9 @@ def report_reward(report: ArtifactReport, mode: str = "labels") -> float:
     Computed from the report itself (as the reward's ``generate`` mode would), so the number always matches
     the table shown next to it and costs no second pass through the model.
     """
-    from synartifact.prompts import answer_kinds
-    from synartifact.reward import parse_weights, reward_from_kinds
+    from synartifact.reward import reward_from_report
 
-    kinds, unparsable = answer_kinds(report.raw_text, mode, report.kinds)
-    return 0.0 if unparsable else float(reward_from_kinds(kinds, parse_weights(None)))
+    return reward_from_report(report, mode)
 
 
 class GeneratorPair:
@@ -435,6 +465,11 @@ class GeneratorPair:
         import torch
         from diffusers import StableDiffusionPipeline
 
+        from synartifact.hub_access import require_hub
+
+        require_hub(base, "generator")
+        if lora:
+            require_hub(lora, "LoRA adapter")
         self.device = device or _device()
         dtype = torch.float16 if self.device == "cuda" else torch.float32
         self.pipe = StableDiffusionPipeline.from_pretrained(
@@ -480,7 +515,11 @@ def get_generator() -> GeneratorPair:
     """The process's :class:`GeneratorPair`, loaded on first call."""
     base, lora = generator_sources()
     with _MODEL_LOCK:
-        return _generator_for(base.path, base.tiny, lora.path if lora else None, bool(lora and lora.tiny))
+        return _load_configured(
+            lambda: _generator_for(base.path, base.tiny, lora.path if lora else None, bool(lora and lora.tiny)),
+            (base, ENV_GENERATOR_BASE, "generator"),
+            (lora, ENV_GENERATOR_LORA, "LoRA adapter"),
+        )
 
 
 def demo_notice(*sources: ModelSource | None) -> str:
@@ -719,7 +758,11 @@ def get_repairer():
     """The process's :class:`~synartifact.repair.ArtifactRepairer` (the page's classifier + the inpainter)."""
     classifier, inpainter = classifier_source(), inpainter_source()
     with _MODEL_LOCK:
-        return _repairer_for(classifier.path, classifier.tiny, inpainter.path, inpainter.tiny)
+        return _load_configured(
+            lambda: _repairer_for(classifier.path, classifier.tiny, inpainter.path, inpainter.tiny),
+            (classifier, ENV_CLASSIFIER, "classifier"),
+            (inpainter, ENV_INPAINTER, "inpainter"),
+        )
 
 
 def repair_summary(result: Any) -> str:

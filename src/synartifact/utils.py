@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["LOCAL_ROOTS", "atomic_dir", "is_local_path"]
+__all__ = ["LOCAL_ROOTS", "atomic_dir", "is_local_path", "settle_interrupted_swap"]
 
 # The git-ignored folders the recipes and the demo write to: ``outputs/x`` names a folder to build, never a Hub repo.
 LOCAL_ROOTS = ("outputs", "data")
@@ -48,14 +49,43 @@ def _umask() -> int:
     return mask
 
 
+def settle_interrupted_swap(out: Path) -> None:
+    """Finish what a run killed during :func:`atomic_dir`'s final swap left: ``<out>.old-*`` folders.
+
+    Killed after the new folder took ``out``'s name, the ``.old-*`` folder holds the replaced output: it is deleted
+    (the swap would have). Killed between the two renames, ``out`` is missing and the ``.old-*`` folder holds the
+    previous output: it is renamed back to ``out`` (the new one never took its place). Only folders of that exact
+    name holding nothing but ``out``'s name are touched.
+    """
+    if not out.parent.is_dir():
+        return
+    pattern = re.compile(re.escape(out.name) + r"\.old-[a-z0-9_]{8}")
+    for old in sorted(out.parent.iterdir()):
+        if not pattern.fullmatch(old.name) or old.is_symlink() or not old.is_dir():
+            continue
+        inside = list(old.iterdir())
+        if any(p.name != out.name for p in inside):
+            continue  # not what atomic_dir leaves: not ours to touch
+        if inside and not out.exists() and not out.is_symlink():
+            inside[0].rename(out)
+            logging.getLogger(__name__).warning(
+                "Restored %s from %s, left by a run killed while replacing it", out, old
+            )
+        else:
+            logging.getLogger(__name__).warning("Removed %s, left by a run killed while replacing %s", old, out)
+        shutil.rmtree(old, ignore_errors=True)
+
+
 @contextmanager
 def atomic_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty ``<out>.tmp-*`` folder to write into; rename it to ``out`` only when the block completes.
 
     An existing ``out`` is replaced only with ``overwrite`` (and only once the new folder is complete), so a failed
-    or interrupted run never leaves a half-written output nor loses the previous one.
+    or interrupted run never leaves a half-written output nor loses the previous one; what a run killed during the
+    final swap left (``<out>.old-*``) is settled first (see :func:`settle_interrupted_swap`).
     """
     out = Path(out)
+    settle_interrupted_swap(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists: choose another output folder or pass --overwrite.")
     if out.exists() and not out.is_dir():

@@ -341,6 +341,10 @@ def run_evaluation(
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"Output folder {out} already exists: choose another --out or pass --overwrite.")
+    if isinstance(model, (str, Path)):  # a folder that is no model: say so, not that its baseline is missing
+        from synartifact.classifier.loading import check_model_folder
+
+        check_model_folder(model)
     if baseline is None:
         if not isinstance(model, (str, Path)):
             raise ValueError("No baseline given: pass --baseline (the zero-shot base model's folder or Hub id).")

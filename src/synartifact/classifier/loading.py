@@ -10,10 +10,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from synartifact.hub_access import HubUnreachableError, require_hub
 from synartifact.utils import is_local_path
 
 __all__ = [
     "CONFIG_NAME",
+    "check_model_folder",
     "load_classifier_model",
     "load_classifier_processor",
     "load_vlm_processor",
@@ -43,6 +45,7 @@ def _read_json(path_or_repo: str, filename: str) -> dict | None:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.utils import EntryNotFoundError, HFValidationError, RepositoryNotFoundError
 
+    require_hub(path_or_repo, "classifier")
     try:
         file = hf_hub_download(str(path_or_repo), filename)
     except EntryNotFoundError:
@@ -52,23 +55,40 @@ def _read_json(path_or_repo: str, filename: str) -> dict | None:
             f"{path_or_repo!r} is neither a local model folder nor a Hub repo that can be read "
             f"({type(err).__name__}): pass an existing folder or an 'org/name' Hub id."
         ) from err
-    except Exception as err:  # noqa: BLE001 - offline: let from_pretrained try its cache and report
-        logger.info("Could not read %s of %s (%s: %s)", filename, path_or_repo, type(err).__name__, err)
-        return None
+    except Exception as err:  # noqa: BLE001 - offline, a server error: the caller says what it assumes instead
+        raise _HubReadError(f"{type(err).__name__}: {err}") from err
     return json.loads(Path(file).read_text(encoding="utf-8"))
+
+
+class _HubReadError(Exception):
+    """A file of a Hub repo could not be read for another reason than its absence (offline and not cached, ...)."""
 
 
 def read_classifier_config(path_or_repo_id: str) -> dict:
     """How a classifier folder was trained: ``synartifact_config.json``, else the ``sft_run.json`` that
     ``synartifact sft`` writes (``{}`` when neither exists). Keys used: ``answer_mode``, ``base_model_path`` /
     ``base_model`` and ``max_new_tokens``."""
+    unread = []
     for name in CONFIG_FILES:
         try:
             found = _read_json(str(path_or_repo_id), name)
+        except HubUnreachableError:
+            raise
         except (FileNotFoundError, NotADirectoryError):
             return {}
+        except _HubReadError as err:
+            unread.append(f"{name} ({err})")
+            continue
         if found is not None:
             return found
+    if unread:
+        # the answer mode, base and answer length it records cannot be known: say what is assumed instead
+        logger.warning(
+            "Could not read the training record of %s from the Hub: %s. Assuming answer_mode 'labels' and no recorded "
+            "base model; pass the mode explicitly (mode=...) or set HF_HUB_OFFLINE=1 with the record in the cache.",
+            path_or_repo_id,
+            "; ".join(unread),
+        )
     return {}
 
 
@@ -77,7 +97,13 @@ def config_base(config: dict) -> str | None:
 
 
 def adapter_base(path_or_repo_id: str) -> str | None:
-    adapter = _read_json(str(path_or_repo_id), ADAPTER_CONFIG)
+    try:
+        adapter = _read_json(str(path_or_repo_id), ADAPTER_CONFIG)
+    except _HubReadError as err:
+        logger.warning(
+            "Could not read %s of %s (%s): loading it as full weights.", ADAPTER_CONFIG, path_or_repo_id, err
+        )
+        return None
     if adapter is None:
         return None
     base = adapter.get("base_model_name_or_path")
@@ -110,15 +136,53 @@ def resolve_dtype(dtype: Any):
     return value
 
 
+def check_model_folder(path: str | Path, what: str = "model") -> None:
+    """Raise ``FileNotFoundError`` in one line when ``path`` is a local folder that holds no model (no
+    ``config.json`` nor ``adapter_config.json``), a missing folder or a file; a Hub id passes."""
+    local = Path(path)
+    if local.is_dir():
+        if not (local / "config.json").is_file() and not (local / ADAPTER_CONFIG).is_file():
+            raise FileNotFoundError(
+                f"{path} is not a {what} folder: it has no config.json (nor {ADAPTER_CONFIG}). Give the folder that "
+                "`synartifact sft` or `synartifact tiny vlm` wrote, or a Hub id 'org/name'."
+            )
+        return
+    if local.exists():
+        raise NotADirectoryError(f"{path} is a file; expected a {what} folder or a Hub id 'org/name'.")
+    if is_local_path(str(path)):
+        raise FileNotFoundError(
+            f"{what.capitalize()} folder {str(path)!r} does not exist (and is not a Hub id 'org/name')."
+        )
+
+
+def _unrecognized(path: str, err: ValueError) -> ValueError:
+    """Transformers' "Unrecognized model" error without its list of every model type (5 KB) in one line."""
+    first = str(err).split(". Should have", 1)[0].split("\n", 1)[0]
+    return ValueError(
+        f"{first}: {Path(path) / 'config.json'} names no model type that transformers {_transformers_version()} "
+        "knows (its 'model_type' key); give a vision-language model folder or Hub id."
+    )
+
+
+def _transformers_version() -> str:
+    from synartifact.compat import library_version
+
+    return str(library_version("transformers"))
+
+
 def load_classifier_model(path: str, dtype: Any, **kwargs: Any):
     from transformers import AutoModelForImageTextToText
 
+    check_model_folder(path)
+    require_hub(path, "model")
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if dtype is not None:
         kwargs["dtype"] = dtype
     try:
         return AutoModelForImageTextToText.from_pretrained(path, **kwargs)
     except ValueError as err:  # an architecture registered only for the older auto class
+        if str(err).startswith("Unrecognized"):
+            raise _unrecognized(path, err) from None
         try:
             from transformers import AutoModelForVision2Seq
         except ImportError:

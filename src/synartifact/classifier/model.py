@@ -150,9 +150,9 @@ class ArtifactClassifier:
         return [to_rgb(image, i, self.max_pixels) for i, image in enumerate(as_image_list(images))]
 
     def _processor_images(self, images: list) -> list:
-        # Idefics3-style processors want one list of images per text; LLaVA / Qwen2-VL take a flat list.
-        name = type(self.processor).__name__.lower()
-        return [[image] for image in images] if "idefics" in name or "smolvlm" in name else images
+        from synartifact.classifier.families import processor_nests_images
+
+        return [[image] for image in images] if processor_nests_images(self.processor) else images
 
     def prepare_inputs(self, images: Any, texts: Sequence[str] | None = None) -> Any:
         """The model inputs for a batch: the question (or ``texts``, already chat-formatted) per image, left-padded.

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from synartifact.data.hub import REJECTED_NAME
 from synartifact.data.importers import ANNOTATORS, FORMATS, LABELSTUDIO_BBOX_TOLERANCE
+from synartifact.data.importers.field import DEFAULT_HEATMAP_THRESHOLD, DEFAULT_MIN_REGION_PIXELS
 from synartifact.data.synth import SYNTH_KINDS
 from synartifact.images import DEFAULT_MAX_PIXELS
 
@@ -30,7 +31,8 @@ _FORMATS_HELP = (
                 "bbox": [x0, y0, x1, y1], "caption": "..."}]}   (optional: image_id, generator,
                 other_artifacts_caption, split, bbox_format xyxy|xywh, bbox_units pixels|normalized)
   coco         COCO detection JSON; categories matched to the kinds by name; caption in the
-               annotation's "caption" or "attributes.caption"; bbox [x, y, w, h] in pixels
+               annotation's "caption" or "attributes.caption"; bbox [x, y, w, h] in pixels; iscrowd
+               regions are imported as artifacts like the others and counted in the build report
   labelstudio  Label Studio JSON export: RectangleLabels (percent; rotated boxes become their bounding box),
                PolygonLabels and BrushLabels (RLE) as bounding boxes, TextArea per region (same id) as caption;
                data.image may be /data/local-files/?d=PATH, /data/upload/N/<hash>-NAME, s3://, gs://,
@@ -38,10 +40,27 @@ _FORMATS_HELP = (
                file name; boxes overshooting the image by up to """
     + f"{LABELSTUDIO_BBOX_TOLERANCE:.0%}"
     + """ of a side are clipped
+the field's datasets (label presets in synartifact/data/importers/field.py; kind-less regions dropped and counted
+unless --kinds-from-captions or --label-map SOURCE_region=KIND):
+  synthscars   SynthScars root ({train,test}/annotations/*.json; images under --images/<split>/images/) or one
+               JSON file: [{id: {caption, img_file_name, refs: [{sentence, explanation, segmentation}]}}];
+               polygons -> bounding boxes; absolute img_file_name looked up by file name inside --images
+  had          HAD annotations folder (<split>/<stem>.json: image{file_name, height, width},
+               annotation[{body_parts, level, bbox [x1, y1, x2, y2] px}]); swapped corners normalized
+  loki         LOKI's JSON (UTF-16 with BOM): [{image_path, problems: {regional: [{region [x, y, w, h], desc}],
+               global: [{desc}]}}]
+  artiagent    ArtiAgent JSON file(s): {image_name, global_explanation, bboxes: [{bbox [x1, y1, x2, y2],
+               category, caption}]}; pixels or normalized 0-1 detected per record
+  richhf       RichHF-18K TFRecord file(s) (no TensorFlow needed): artifact_map heatmap -> boxes
+               (--heatmap-threshold, --min-region-pixels); images found in --images by file name
+  pal4vst      PAL4VST labels folder (labels/<split>/*.png, 0 background, 1 bad region) with --images holding
+               <split>/*.jpg; one box per connected component
 labels: a slug, a display name (loose spelling) or a 0-based index of the taxonomy, or any name that
         --label-map maps to one (or to ignore).
-The build report (clipped boxes, converted shapes, dropped regions and labels) is printed and written to
-OUT/build_report.json."""
+Image files must stay inside --images: a path that leaves it, absolute or through '..' or a symbolic link, is a
+record problem (unless --allow-outside-images); so is one image file given under two image ids.
+The build report (clipped boxes, converted shapes, crowd regions, dropped regions and labels) is printed and written
+to OUT/build_report.json."""
 )
 
 
@@ -63,9 +82,13 @@ def _check_out(out: Path, images: Path | None, annotations: Path) -> None:
 
 
 def _remove_leftovers(out: Path) -> None:
-    """Delete ``<out>.tmp-*`` folders that a killed build of the same --out left (``atomic_dir`` names them so)."""
+    """Delete ``<out>.tmp-*`` folders that a killed build of the same --out left (``atomic_dir`` names them so), and
+    settle the ``<out>.old-*`` folder of one killed while replacing --out (:func:`~synartifact.utils.atomic_dir`)."""
+    from synartifact.utils import settle_interrupted_swap
+
     if not out.parent.is_dir():
         return
+    settle_interrupted_swap(out)
     pattern = re.compile(re.escape(out.name) + r"\.tmp-[a-z0-9_]{8}")
     for path in sorted(out.parent.iterdir()):
         if pattern.fullmatch(path.name) and path.is_dir() and not path.is_symlink():
@@ -86,7 +109,8 @@ def _write_report(folder: Path, report) -> Path:
 
 def _build(args: argparse.Namespace) -> int:
     from synartifact.data.hub import save_hub_folder, write_rejected
-    from synartifact.data.importers import build_dataset, load_label_map
+    from synartifact.data.importers import build_dataset
+    from synartifact.data.importers.field import label_map_spec
     from synartifact.data.schema import DatasetValidationError
 
     if args.images is None and args.format != "synartifact":
@@ -98,7 +122,7 @@ def _build(args: argparse.Namespace) -> int:
     leftover = _failed_build_folder(out)
     if out.exists() and not args.overwrite and not leftover:
         raise FileExistsError(f"{out} already exists: choose another --out or pass --overwrite")
-    label_map = load_label_map(args.label_map)
+    label_map = label_map_spec(args.label_map)
     try:
         dsdict, rejected, report = build_dataset(
             args.format,
@@ -111,6 +135,9 @@ def _build(args: argparse.Namespace) -> int:
             annotator=args.annotator,
             max_pixels=args.max_pixels or None,
             allow_outside_images=args.allow_outside_images,
+            kinds_from_captions=args.kinds_from_captions,
+            heatmap_threshold=args.heatmap_threshold,
+            min_region_pixels=args.min_region_pixels,
         )
     except DatasetValidationError as err:
         if args.skip_invalid and err.rejected is not None:
@@ -196,7 +223,8 @@ def add_cli(subparsers) -> None:
 
     b = sub.add_parser(
         "build",
-        help="build a Hub dataset folder from annotations (SynArtifact-1K release, JSONL, COCO, Label Studio)",
+        help="build a Hub dataset folder from annotations (SynArtifact-1K release, JSONL, COCO, Label Studio, "
+        "SynthScars, HAD, LOKI, ArtiAgent, RichHF-18K, PAL4VST)",
         description="Import annotated images. All problems (missing/corrupt image, unknown label, degenerate or "
         "out-of-image box, duplicate id, malformed record) are reported at once; nothing is written unless "
         "--skip-invalid. Full record formats: `python -c 'import synartifact.data.importers as m; print(m.__doc__)'`.",
@@ -235,7 +263,29 @@ def add_cli(subparsers) -> None:
         default=None,
         help='map the export\'s own labels to kinds: a JSON/YAML file {"person": "distorted_components", '
         '"Car": "ignore"} or \'person=distorted_components,Car=ignore\' (kind: slug, name or index; ignore drops '
-        "the artifact and counts it); looked up before the taxonomy, for every format",
+        "the artifact and counts it); looked up before the taxonomy, for every format; or a preset's name: "
+        "synthscars, had, loki, artiagent, richhf, pal4vst (a field format uses its own preset under this map)",
+    )
+    b.add_argument(
+        "--kinds-from-captions",
+        action="store_true",
+        help="field formats: give a region that has no kind in its source (LOKI, RichHF, PAL4VST, SynthScars) the "
+        "kind whose keyword its caption holds (field.CAPTION_KEYWORDS); default: such regions are dropped and counted",
+    )
+    b.add_argument(
+        "--heatmap-threshold",
+        type=int,
+        default=None,
+        metavar="0-255",
+        help=f"richhf: artifact_map pixels >= this are artifact pixels (default {DEFAULT_HEATMAP_THRESHOLD})",
+    )
+    b.add_argument(
+        "--min-region-pixels",
+        type=int,
+        default=None,
+        metavar="N",
+        help="richhf, pal4vst: connected regions with fewer pixels are dropped and counted "
+        f"(default {DEFAULT_MIN_REGION_PIXELS})",
     )
     b.add_argument(
         "--annotator",
@@ -255,7 +305,8 @@ def add_cli(subparsers) -> None:
     b.add_argument(
         "--allow-outside-images",
         action="store_true",
-        help="read image paths that are absolute or leave --images through '..' (default: a record problem)",
+        help="read image paths that are absolute or leave --images through '..' or a symbolic link (default: a "
+        "record problem)",
     )
     b.add_argument(
         "--overwrite", action="store_true", help="replace OUT if it exists (OUT must lie outside the inputs)"

@@ -178,7 +178,11 @@ def _report_md(metrics: dict) -> str:
         jc = judge["config"]
         lines.append(
             f"- judge: `{jc['classifier']}` (mode `{jc['mode']}`, hard labels"
-            + ("" if jc["independent"] else "; the SAME classifier as the reward, so not independent")
+            + (
+                ""
+                if jc["independent"]
+                else "; the SAME classifier as the reward (same folder or weights), so not independent"
+            )
             + "), scoring the same images"
         )
     lines += [
@@ -308,6 +312,55 @@ def _classifier_source(model: Any) -> Any:
     return str(path.resolve()) if path.exists() else os.fspath(name)
 
 
+# the files a model folder keeps its weights in (a LoRA adapter's adapter_model.safetensors among them)
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+
+def _same_weight_files(first: Path, second: Path) -> bool:
+    """Whether two model folders hold the same weight files byte for byte (a copied folder), whatever their names:
+    the files' sizes are compared first, then their contents, stopping at the first differing byte (cheap for two
+    different models; two equal ones are read once)."""
+    import filecmp
+
+    def files(folder: Path) -> list[Path]:
+        found = [p for p in folder.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES)]
+        return sorted(found, key=lambda p: (p.stat().st_size, p.name))
+
+    ours, theirs = files(first), files(second)
+    if not ours or [p.stat().st_size for p in ours] != [p.stat().st_size for p in theirs]:
+        return False
+    return all(filecmp.cmp(a, b, shallow=False) for a, b in zip(ours, theirs))
+
+
+def _same_state_dict(first: Any, second: Any) -> bool:
+    """Whether two loaded models have the same parameters and buffers (names, shapes, dtypes and values)."""
+    import torch
+
+    ours, theirs = first.state_dict(), second.state_dict()
+    if list(ours) != list(theirs):
+        return False
+    return all(
+        a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b.to(a.device))
+        for a, b in zip(ours.values(), theirs.values())
+    )
+
+
+def same_classifier(first: Any, second: Any) -> bool:
+    """Whether two classifiers (folders/Hub ids, ``ArtifactClassifier`` or ``ArtifactReward`` objects) are the same
+    model, decided by content: the same source, two folders with the same weight files (a copy of the reward's
+    folder is the reward's classifier), or two loaded models with equal weights. A judge for which this is True
+    cannot reveal reward hacking."""
+    if _classifier_source(first) == _classifier_source(second):
+        return True
+    folders = [_classifier_source(x) for x in (first, second)]
+    if all(isinstance(f, str) and Path(f).is_dir() for f in folders):
+        return _same_weight_files(Path(folders[0]), Path(folders[1]))
+    models = [getattr(getattr(x, "classifier", x), "model", None) for x in (first, second)]
+    if all(hasattr(m, "state_dict") for m in models):
+        return _same_state_dict(*models)
+    return False
+
+
 def _judge_reward(judge: Any, mode: str, classifier: Any, device: str | None) -> tuple[Any, dict]:
     """The judge as an ArtifactReward with hard labels (one given is used as it is), and its ``config``."""
     from synartifact.reward import REWARD_MODES, ArtifactReward
@@ -317,9 +370,13 @@ def _judge_reward(judge: Any, mode: str, classifier: Any, device: str | None) ->
     scorer = (
         judge if isinstance(judge, ArtifactReward) else ArtifactReward(judge, mode=mode, soft=False, device=device)
     )
-    independent = _classifier_source(judge) != _classifier_source(classifier)
+    # by content: a copy of the reward's folder (or a judge loaded with the same weights) is not independent
+    independent = not same_classifier(scorer, classifier)
     if not independent:
-        logger.warning("The judge is the training reward's own classifier: it cannot reveal reward hacking.")
+        logger.warning(
+            "The judge is the training reward's own classifier (the same folder, or the same weights): it cannot "
+            "reveal reward hacking."
+        )
     name = (
         judge
         if isinstance(judge, (str, os.PathLike))
@@ -495,8 +552,11 @@ def evaluate_generator(
     scorers = {"reward": reward}
     judge_config = None
     if judge is not None:
-        scorers["judge"], judge_config = _judge_reward(judge, judge_mode, classifier, device)
+        scorers["judge"], judge_config = _judge_reward(judge, judge_mode, reward, device)
 
+    from synartifact.hub_access import require_hub
+
+    require_hub(base, "generator")
     pipe = to_device_pipeline(StableDiffusionPipeline.from_pretrained(base, safety_checker=None), device)
     metrics: dict = {}
     judged: dict = {}

@@ -123,6 +123,9 @@ def pretrain_inpaint(
         raise FileExistsError(f"{out} already exists: pass overwrite=True (or --overwrite) to replace it.")
     if Path(base).exists() and not (Path(base) / "model_index.json").is_file():
         raise FileNotFoundError(f"{base} is not a Stable Diffusion pipeline folder (no model_index.json).")
+    from synartifact.hub_access import require_hub
+
+    require_hub(base, "generator")
     started = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     log: list[dict] = []

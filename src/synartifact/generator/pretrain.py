@@ -172,6 +172,9 @@ def pretrain_sd(
         raise FileExistsError(f"{out} already exists: pass overwrite=True (or --overwrite) to replace it.")
     started = time.perf_counter()
     torch.manual_seed(seed)
+    from synartifact.hub_access import require_hub
+
+    require_hub(base, "generator")
     pipe = StableDiffusionPipeline.from_pretrained(str(base), safety_checker=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     vae, unet, text_encoder, tokenizer = pipe.vae, pipe.unet, pipe.text_encoder, pipe.tokenizer

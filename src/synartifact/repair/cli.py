@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from synartifact.images import to_rgb
-from synartifact.repair.masks import Box
+from synartifact.repair.masks import DEFAULT_MARGIN, Box
 from synartifact.repair.repairer import UNBOXED_POLICIES, ArtifactRepairer
 from synartifact.repair.results import RepairResult, summarize
 
@@ -171,7 +172,7 @@ def repair_folder(
     out: str | Path,
     *,
     rounds: int = 2,
-    margin: float = 0.05,
+    margin: float = DEFAULT_MARGIN,
     seed: int = 0,
     prompts_column: str | None = "prompt",
     split: str = "test",
@@ -193,11 +194,15 @@ def repair_folder(
     ``skipped.jsonl`` (inputs that are not readable images, with the reason) and ``summary.json``. The folder
     appears only when complete.
     """
+    from synartifact.hub_access import require_hub
     from synartifact.utils import atomic_dir
 
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists: choose another output folder or pass --overwrite.")
+    for model, what in ((classifier, "classifier"), (inpainter, "inpainter")):
+        if isinstance(model, (str, os.PathLike)):  # before minutes of loading the other one
+            require_hub(model, what)
     items, bad = _load_items(str(images), split, prompts_column, max_images, hint_boxes)
     for row in bad:
         logger.warning("skipped %s: %s", row["image"], row["reason"])
@@ -245,7 +250,7 @@ CLI_DEFAULTS: dict[str, Any] = {
     "images": None,
     "output_dir": None,
     "rounds": 2,
-    "margin": 0.05,
+    "margin": DEFAULT_MARGIN,
     "seed": 0,
     "prompts_column": "prompt",
     "split": "test",

@@ -25,8 +25,13 @@ def _check_box(box: Any, where: str) -> Box:
     return x0, y0, x1, y1
 
 
+# How far the repair mask reaches past each box, as a fraction of the image's side: the one default of the
+# repairer, the repair command and its config.
+DEFAULT_MARGIN = 0.05
+
+
 def artifact_mask(
-    size: tuple[int, int], boxes: Sequence[Box], margin: float = 0.05, feather: float | None = None
+    size: tuple[int, int], boxes: Sequence[Box], margin: float = DEFAULT_MARGIN, feather: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The repair mask of an image of ``size`` (width, height): ``(hard, alpha)``.
 

@@ -3,7 +3,6 @@ reward is higher (:class:`ArtifactRepairer`), and loading the inpainting pipelin
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from synartifact.images import to_rgb
-from synartifact.repair.masks import Box, _check_box, _paste, artifact_mask
+from synartifact.repair.masks import DEFAULT_MARGIN, Box, _check_box, _paste, artifact_mask
 from synartifact.repair.results import RepairResult, RepairRound
 from synartifact.report import ArtifactReport
 
@@ -49,9 +48,18 @@ def load_inpainter(inpainter: Any, device: str | None = None) -> Any:
                 "one with `synartifact tiny sd-inpaint --out DIR` or name e.g. "
                 "stable-diffusion-v1-5/stable-diffusion-inpainting."
             )
+        from synartifact.hub_access import require_hub
+
+        require_hub(name, "inpainter")
         device = _device(device)
         dtype = torch.float16 if device.startswith("cuda") else torch.float32
-        pipe = AutoPipelineForInpainting.from_pretrained(name, torch_dtype=dtype)
+        try:
+            pipe = AutoPipelineForInpainting.from_pretrained(name, torch_dtype=dtype)
+        except OSError as err:  # not on the Hub, not in the cache (offline), no model_index.json: as the classifier
+            raise FileNotFoundError(
+                f"Could not load the inpainter {name!r} from the Hub or its cache ({err}): pass a diffusers "
+                "inpainting pipeline folder or an 'org/name' Hub id that can be fetched."
+            ) from err
         pipe.to(device)
     elif callable(inpainter) and hasattr(inpainter, "unet") and hasattr(inpainter, "vae"):
         pipe = inpainter
@@ -99,7 +107,7 @@ class ArtifactRepairer:
         inpainter: Any,
         reward: Any = None,
         *,
-        margin: float = 0.05,
+        margin: float = DEFAULT_MARGIN,
         feather: float | None = None,
         num_inference_steps: int = 20,
         guidance_scale: float = 7.5,
@@ -255,20 +263,12 @@ class ArtifactRepairer:
         return reports
 
     def _rewards(self, images: list[Image.Image], reports: list[ArtifactReport]) -> list[float]:
-        from synartifact.reward import ArtifactReward, reward_from_kinds
+        from synartifact.reward import ArtifactReward
 
         reward = self.reward
         if isinstance(reward, ArtifactReward) and reward.mode == "generate" and reward.classifier is self.classifier:
             # generate mode reads the same greedy answers these reports hold: score them without a second pass
-            from synartifact.prompts import answer_kinds
-
-            mode = getattr(self.classifier, "mode", "labels")
-            values = []
-            for report in reports:
-                kinds, bad = answer_kinds(report.raw_text, mode, report.kinds)
-                value = reward.unparsable_reward if bad else reward_from_kinds(kinds, reward.weights)
-                values.append(float(value) if math.isfinite(value) else reward.unparsable_reward)
-            return values
+            return [reward.report_reward(report) for report in reports]
         return [float(v) for v in reward.score_images(images)]
 
     def _boxes(self, report: ArtifactReport, hints: list[Box]) -> tuple[list[Box], bool]:

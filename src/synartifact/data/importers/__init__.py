@@ -15,8 +15,9 @@ Exports that use their own names ('person', 'Class_1', 'Car') need a label map (
 a JSON or YAML file ``{"Class_1": "localized_blur", "Car": "ignore"}`` or ``"Class_1=localized_blur,Car=ignore"``.
 It is looked up first (exact name, then loose spelling); ``ignore`` drops the artifact and counts it.
 
-Images: paths resolve inside ``--images``; an absolute path or one whose ``..`` leaves it is a record problem unless
-``allow_outside_images``. ``image_id`` is the path relative to ``--images`` without extension (never an absolute
+Images: paths resolve inside ``--images``; an absolute path, one whose ``..`` leaves it or one that a symbolic link
+(the file or a folder on its way) leads out of it is a record problem unless ``allow_outside_images``; so is one
+image file given under two image ids (it could land in both splits). ``image_id`` is the path relative to ``--images`` without extension (never an absolute
 path: it is uploaded with the dataset). Images over ``max_pixels`` pixels (default
 :data:`synartifact.images.DEFAULT_MAX_PIXELS`) or that Pillow flags as decompression bombs are record problems.
 
@@ -51,7 +52,8 @@ Formats (``--format``):
     optional ``prompt``, ``generator``, ``other_artifacts_caption``), ``annotations`` (``id``, ``image_id``,
     ``category_id``, ``bbox`` = ``[x, y, width, height]`` in pixels, or else the bounding box of its polygon
     ``segmentation``; caption in ``caption`` or ``attributes.caption``) and ``categories`` (``id``, ``name``: the
-    label). Images without annotations are clean images.
+    label). Images without annotations are clean images. ``iscrowd`` regions are imported as artifacts like the
+    others and counted (``crowd_regions``) in the build report.
 
 ``labelstudio``
     A Label Studio JSON export (a list of tasks). Per task: ``data.image`` and optional ``data.prompt`` /
@@ -68,6 +70,73 @@ Formats (``--format``):
     counted. ``annotator="first"`` (default) uses the first non-cancelled annotation of a task and counts the
     others; ``"all"`` merges the regions of every non-cancelled annotation. Tasks without a non-cancelled
     annotation are not imported (unannotated is not clean) and are counted.
+
+The field's datasets (issue 22; shared code in ``field.py``). Each uses its built-in label map
+(:data:`~synartifact.data.importers.field.LABEL_PRESETS`; ``--label-map NAME`` names one for any format) under the
+user's ``--label-map``, which overrides it label by label. A region whose source gives it no kind (LOKI, RichHF,
+PAL4VST, SynthScars refs) is never given an invented one: it is dropped and counted per source in the build report
+("... regions that have no artifact kind in this source: pass --kinds-from-captions ...") and its caption is appended
+to ``other_artifacts_caption`` (so that the image does not look clean), unless ``--kinds-from-captions`` finds a
+kind's keyword in its caption (:data:`~synartifact.data.importers.field.CAPTION_KEYWORDS`: the first kind, in that
+table's order, with a whole-word keyword, e.g. "extra" -> ``duplicated_components``, "missing" ->
+``omitted_components``, "face"/"eye" -> ``awkward_facial_expression``, "hand"/"finger"/"leg" ->
+``distorted_components``) or ``--label-map`` maps the source's kind-less label (``synthscars_region``,
+``loki_region``, ``richhf_region``, ``pal4vst_region``) to a kind. Polygons and masks become their bounding boxes:
+a polygon's min/max point, a mask component's ``[x0, y0, x1 + 1, y1 + 1]`` over the mask's size (the Label Studio
+brush convention). What a reader noted (units detected, corners swapped, paths resolved) is counted in the report's
+``notes``. Not yet kept: the masks and polygons themselves, a ``source`` column (merging), kind-less artifacts.
+
+``synthscars``
+    SynthScars (LEGION). ``--annotations`` is the root (``{train,test}/annotations/*.json``; the folder gives the
+    split) or one JSON file: a list of ``{annotation_id: {"caption", "img_file_name", "refs": [{"sentence",
+    "explanation", "bbox": null, "segmentation": [[x1, y1, x2, y2, ...]]}]}}`` (pixels). Images:
+    ``<split>/images/<img_file_name>`` under ``--images``, then ``images/<name>``, ``<name>``, then the one file of
+    that name; the same stem under another extension (``.png`` / ``.jpg``) is used and counted; an absolute
+    ``img_file_name`` is looked up by its file name inside ``--images`` (counted, never read outside). ``caption`` ->
+    ``prompt``; a ref's caption is ``"sentence: explanation"`` (the sentence alone when the explanation is empty,
+    counted). Refs have no kind (preset: the paper's ``physics`` -> ``unrealistic_lighting``, ``distortion`` ->
+    ``abnormal_texture``, ``structure`` -> ``distorted_components``, only for a ref with a ``category`` key, which
+    the release lacks). A polygon under 3 points is a problem; a degenerate (collinear) one keeps its box unless
+    that box has no area; coordinates up to 1 % outside are clipped and counted.
+
+``had``
+    HAD (HADM). ``--annotations``: a folder of ``<split>/<stem>.json`` (``val``/``test`` -> test split) or one file:
+    ``{"image": {"file_name", "height", "width"}, "annotation": [{"body_parts": str | [str], "level": "mild" |
+    "severe", "bbox": [x1, y1, x2, y2]}], "human": [{"tag", "bbox"}]}`` (pixels). Image: ``<split>/<file_name>``
+    under ``--images``, then ``<file_name>``, then by name. Preset: ``face`` -> ``awkward_facial_expression``;
+    ``torso``, ``arm``, ``leg``, ``hand``, ``feet`` -> ``distorted_components``; ``human missing X`` ->
+    ``omitted_components``; ``human with extra X`` -> ``duplicated_components``. Caption ``"<level> <label>"``.
+    Swapped corners are normalized and counted; ``human`` boxes are dropped and counted.
+
+``loki``
+    LOKI (image part): one JSON file in UTF-16 with a BOM (UTF-8 read too), a list of ``{"image_path",
+    "problems": {"regional": [{"region": [x, y, w, h], "desc"}], "global": [{"desc"}]}}`` (pixels, paths relative to
+    ``--images``). Regional problems are kind-less regions captioned by ``desc``; global ones form
+    ``other_artifacts_caption``. Preset: empty.
+
+``artiagent``
+    ArtiAgent / ArtiBench: a JSON file (one object, or the annotation tool's results list) or a folder of them:
+    ``{"image_name", "global_explanation", "bboxes": [{"bbox": [x1, y1, x2, y2], "category", "caption"}]}``. The unit
+    is detected per record (every coordinate in [0, 1]: normalized, else pixels) and counted per file in the report.
+    Preset: ``addition`` -> ``duplicated_components``, ``removal`` -> ``omitted_components``, ``distortion`` ->
+    ``distorted_components``, ``fusion`` -> ``abnormal_spatial_relationship``. ``global_explanation`` ->
+    ``other_artifacts_caption``; ``description``, ``explanation``, ``artifact_type`` are not kept.
+
+``richhf``
+    RichHF-18K: a TFRecord file (or a folder of ``*tfrecord*`` files) of ``tf.train.Example``, read without
+    TensorFlow (:mod:`synartifact.data.tfrecord`; CRCs checked, a corrupt record is a record problem). ``filename``
+    names the image, looked up in ``--images`` by relative path then by file name (the dataset ships no images).
+    ``artifact_map`` (an encoded 512x512 heatmap, 0-255): pixels ``>= --heatmap-threshold`` (default 128) form
+    8-connected regions; regions under ``--min-region-pixels`` (default 16) are dropped and counted; each other one
+    is a kind-less box, scaled to the image. The float scores (``artifact_score``, ``aesthetics_score``, ...) have
+    no column in the schema: they are kept in the build report's ``image_fields`` only. ``misalignment_map`` and
+    ``prompt_misalignment_label`` are not kept.
+
+``pal4vst``
+    PAL4VST: ``--annotations`` is the ``labels`` folder (or the root holding it) of ``<split>/*.png`` index masks
+    (0 background, 1 bad region; other non-zero values are read as bad and counted), ``--images`` the folder of
+    ``<split>/<stem>.jpg`` (or the root holding ``images/``). One kind-less box per 8-connected component
+    (``--min-region-pixels`` as above); a mask whose size is not the image's is a record problem.
 """
 
 # Layout: records (what every reader shares: Record, BuildReport, labels, image paths), one reader module per

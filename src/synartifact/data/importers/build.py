@@ -14,9 +14,14 @@ from typing import Any, NamedTuple
 
 from PIL import Image, UnidentifiedImageError
 
+from synartifact.data.importers.artiagent import _read_artiagent
 from synartifact.data.importers.coco import _read_coco
+from synartifact.data.importers.field import FIELD_FORMATS, format_label_map
+from synartifact.data.importers.had import _read_had
 from synartifact.data.importers.jsonl import _read_jsonl
 from synartifact.data.importers.labelstudio import _decode_ls_rle, _read_labelstudio
+from synartifact.data.importers.loki import _read_loki
+from synartifact.data.importers.pal4vst import _read_pal4vst
 from synartifact.data.importers.records import (
     ANNOTATORS,
     IGNORE,
@@ -25,9 +30,11 @@ from synartifact.data.importers.records import (
     _Context,
     _Dropped,
     _Labels,
-    load_label_map,
+    _link_outside,
 )
 from synartifact.data.importers.release import _read_synartifact
+from synartifact.data.importers.richhf import _read_richhf
+from synartifact.data.importers.synthscars import _read_synthscars
 from synartifact.data.schema import (
     BBOX_TOLERANCE,
     DatasetValidationError,
@@ -38,7 +45,7 @@ from synartifact.data.schema import (
 )
 from synartifact.images import DEFAULT_MAX_PIXELS, to_rgb
 
-FORMATS: tuple[str, ...] = ("synartifact", "jsonl", "coco", "labelstudio")
+FORMATS: tuple[str, ...] = ("synartifact", "jsonl", "coco", "labelstudio", *FIELD_FORMATS)
 
 
 class BuildResult(NamedTuple):
@@ -54,6 +61,12 @@ _READERS = {
     "jsonl": _read_jsonl,
     "coco": _read_coco,
     "labelstudio": _read_labelstudio,
+    "synthscars": _read_synthscars,
+    "had": _read_had,
+    "loki": _read_loki,
+    "artiagent": _read_artiagent,
+    "richhf": _read_richhf,
+    "pal4vst": _read_pal4vst,
 }
 
 
@@ -84,9 +97,11 @@ def read_records(
     *,
     annotator: str = "first",
     allow_outside_images: bool = False,
+    options: Mapping[str, Any] | None = None,
 ) -> tuple[list[Record], list[Problem], set[str] | None]:
     """Parse one input into records (images not yet opened), file-level problems and the fixed test ids."""
     annotations, ctx = _make_context(fmt, annotations, images, annotator, allow_outside_images)
+    ctx.options = dict(options or {})  # the field formats' options, as build_dataset's
     return _READERS[fmt](annotations, ctx)
 
 
@@ -150,12 +165,35 @@ def _artifact_box(art: dict[str, Any], width: int, height: int, max_pixels: int 
     return bbox, any(v < -1e-9 or v > 1 + 1e-9 for v in unit)
 
 
+def _file_key(path: Path | None) -> tuple[int, int] | None:
+    """What identifies an image file whatever the path (links, ``..``): its device and inode; None if absent."""
+    try:
+        stat = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino) if stat is not None and stat.st_ino else None
+
+
 def _finish(rec: Record, ctx: _Context, index: int) -> dict[str, Any] | None:
     """Open the record's image, convert its artifacts; append problems to ``rec.problems``; the row if valid."""
     image = None
     width = height = 0
     local = rec.report
-    if rec.image_path is not None:
+    escaped = None
+    if rec.image_path is not None and ctx.images is not None and not ctx.allow_outside:
+        escaped = _link_outside(ctx.images, rec.image_path)
+    if escaped is not None:
+        rec.problems.append(
+            Problem(
+                rec.file,
+                rec.key,
+                "image",
+                f"{rec.image_path} is a symbolic link (or lies in a linked folder) that leads outside --images "
+                f"{ctx.images}, to {escaped}: image files must stay inside it (pass --allow-outside-images / "
+                "allow_outside_images=True to read it anyway)",
+            )
+        )
+    elif rec.image_path is not None:
         if not rec.image_path.is_file():
             rec.problems.append(Problem(rec.file, rec.key, "image", f"missing image file {rec.image_path}"))
         else:
@@ -196,6 +234,7 @@ def _finish(rec: Record, ctx: _Context, index: int) -> dict[str, Any] | None:
         local.rotated_boxes += shape == "rectangle" and bool(art.get("rotation"))
         local.polygon_boxes += shape == "polygon"
         local.mask_boxes += shape == "brush"
+        local.crowd_regions += bool(art.get("crowd"))
         artifacts.append({"label": label, "bbox": bbox, "caption": art["caption"]})
     if rec.problems or image is None:
         return None
@@ -225,6 +264,9 @@ def build_dataset(
     annotator: str = "first",
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     allow_outside_images: bool = False,
+    kinds_from_captions: bool = False,
+    heatmap_threshold: int | None = None,
+    min_region_pixels: int | None = None,
 ) -> BuildResult:
     """Read annotations in ``fmt`` (one of :data:`FORMATS`) into a ``DatasetDict`` with ``train`` / ``test``.
 
@@ -234,20 +276,26 @@ def build_dataset(
     listing all of them (an unknown label once, with its count). ``label_map`` maps source labels to kinds (see
     :func:`load_label_map`); ``annotator`` (``"first"`` / ``"all"``) picks Label Studio annotations; images over
     ``max_pixels`` (0/None: no limit) are record problems. The test split is the release's ``eval.txt`` or the
-    JSONL ``split`` fields when given, else a seeded stratified split.
+    JSONL ``split`` fields when given, else a seeded stratified split. The field's formats (SynthScars, HAD, LOKI,
+    ArtiAgent, RichHF-18K, PAL4VST) use their preset label map (``field.LABEL_PRESETS``) under ``label_map``;
+    ``kinds_from_captions``, ``heatmap_threshold`` (RichHF, 0-255) and ``min_region_pixels`` are theirs.
     """
     from datasets import Dataset, DatasetDict
     from tqdm.auto import tqdm
 
     from synartifact.data.splits import stratified_split
 
-    labels = _Labels(load_label_map(label_map))
+    labels = _Labels(format_label_map(fmt, label_map))  # a field format's preset under the user's map
     annotations, ctx = _make_context(fmt, annotations, images, annotator, allow_outside_images)
     ctx.labels, ctx.max_pixels = labels, max_pixels
+    # the field formats' options (importers/field.py): None keeps the default
+    opts = {"heatmap_threshold": heatmap_threshold, "min_region_pixels": min_region_pixels}
+    ctx.options = {"kinds_from_captions": kinds_from_captions, **{k: v for k, v in opts.items() if v is not None}}
     report = ctx.report
     records, file_problems, test_ids = _READERS[fmt](annotations, ctx)
     rows, rejected, all_problems = [], [], list(file_problems)
     seen: dict[str, str] = {}
+    seen_files: dict[tuple[int, int], Record] = {}  # (device, inode) -> the first record of that image file
     for index, rec in enumerate(tqdm(records, desc=f"Checking {fmt} records", unit="img", disable=not progress)):
         if rec.image_id in seen:
             rec.problems.append(
@@ -255,6 +303,18 @@ def build_dataset(
             )
         else:
             seen[rec.image_id] = rec.key
+        file_key = _file_key(rec.image_path)
+        first = seen_files.setdefault(file_key, rec) if file_key is not None else rec
+        if first is not rec and first.image_id != rec.image_id:
+            rec.problems.append(
+                Problem(
+                    rec.file,
+                    rec.key,
+                    "image",
+                    f"the image file {rec.image_path} is also the image of {first.key} (image_id {first.image_id!r}): "
+                    "one image under two ids could land in both the train and the test split; annotate it once",
+                )
+            )
         row = _finish(rec, ctx, index)
         if row is None:
             if not rec.problems:

@@ -118,6 +118,7 @@ def _read_coco(annotations: Path, ctx: _Context) -> tuple[list[Record], list[Pro
             "shape": shape,
             "label_field": f"{key}.category_id",
             "label_desc": f"category {cid!r} {categories.get(cid)!r}",
+            "crowd": bool(ann.get("iscrowd")),  # imported like any region, and counted in the build report
         }
         if cid not in categories:
             # the box is still checked so that every problem shows at once

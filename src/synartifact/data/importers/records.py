@@ -46,18 +46,25 @@ class BuildReport:
     mask_boxes: int = 0
     unused_annotations: int = 0
     cancelled_annotations: int = 0
+    crowd_regions: int = 0
     ignored_labels: Counter = field(default_factory=Counter)
     dropped: Counter = field(default_factory=Counter)
     unknown_labels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # what a reader of the field's datasets noted (units detected, corners swapped, regions without a kind), per reason
+    notes: Counter = field(default_factory=Counter)
+    # image-level values the schema has no column for (RichHF scores): image_id -> {name: value}
+    image_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def merge(self, other: BuildReport) -> None:
         """Add another report's conversion and drop counts (those of one kept record) to this one."""
         for name in ("clipped_boxes", "rotated_boxes", "polygon_boxes", "mask_boxes"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        for name in ("unused_annotations", "cancelled_annotations"):
+        for name in ("unused_annotations", "cancelled_annotations", "crowd_regions"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.ignored_labels.update(other.ignored_labels)
         self.dropped.update(other.dropped)
+        self.notes.update(other.notes)
+        self.image_fields.update(other.image_fields)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (what ``build_report.json`` holds)."""
@@ -71,9 +78,12 @@ class BuildReport:
             "mask_boxes": self.mask_boxes,
             "unused_annotations": self.unused_annotations,
             "cancelled_annotations": self.cancelled_annotations,
+            "crowd_regions": self.crowd_regions,
             "ignored_labels": dict(self.ignored_labels.most_common()),
             "dropped": dict(self.dropped.most_common()),
             "unknown_labels": self.unknown_labels,
+            **({"notes": dict(self.notes.most_common())} if self.notes else {}),
+            **({"image_fields": self.image_fields} if self.image_fields else {}),
         }
 
     def lines(self) -> list[str]:
@@ -90,9 +100,14 @@ class BuildReport:
             (self.mask_boxes, "brush masks replaced by their bounding box"),
             (self.unused_annotations, "annotations not used (--annotator first; --annotator all merges them)"),
             (self.cancelled_annotations, "cancelled annotations skipped"),
+            (self.crowd_regions, "COCO iscrowd regions imported as artifacts (a crowd box may cover several objects)"),
         ):
             if count:
                 out.append(f"{what}: {count}")
+        out.extend(f"{note}: {count}" for note, count in self.notes.most_common())
+        if self.image_fields:
+            names = sorted({k for v in self.image_fields.values() for k in v})
+            out.append(f"image-level values kept only in build_report.json (no column): {', '.join(names)}")
         for reason, count in self.dropped.most_common():
             out.append(f"dropped {reason}: {count}")
         if self.ignored_labels:
@@ -255,6 +270,7 @@ class _Context:
     annotator: str = "first"
     allow_outside: bool = False
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    options: dict[str, Any] = field(default_factory=dict)  # format options (field datasets: see field.py)
     labels: _Labels = field(default_factory=lambda: _Labels({}))
     report: BuildReport = field(default_factory=BuildReport)
     _by_name: dict[str, list[Path]] | None = None
@@ -304,6 +320,21 @@ def _relative_to(root: Path, path: Path) -> str | None:
         return Path(os.path.realpath(path)).relative_to(os.path.realpath(root)).as_posix()
     except ValueError:
         return None
+
+
+def _link_outside(root: Path, path: Path) -> Path | None:
+    """The real file when ``path`` is written inside ``root`` but a symbolic link (the file or a folder on its way)
+    leads outside it; ``None`` otherwise (inside, or written outside: the readers' own rule covers that)."""
+    try:
+        Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
+    except ValueError:
+        return None
+    real = Path(os.path.realpath(path))
+    try:
+        real.relative_to(os.path.realpath(root))
+    except ValueError:
+        return real
+    return None
 
 
 def _id_from(rel: str | None, path: Path | str) -> str:

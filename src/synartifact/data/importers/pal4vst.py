@@ -1,0 +1,81 @@
+"""The PAL4VST reader: ``labels/{split}/*.png`` index masks (0 background, 1 bad region) beside
+``images/{split}/*.jpg``; one box per 8-connected component of the mask."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from synartifact.data.importers.field import (
+    DEFAULT_MIN_REGION_PIXELS,
+    add_kindless,
+    locate_image,
+    mask_regions,
+    split_of,
+)
+from synartifact.data.importers.records import Record, _Context
+from synartifact.data.schema import Problem
+
+
+def _read_pal4vst(annotations: Path, ctx: _Context) -> tuple[list[Record], list[Problem], set[str] | None]:
+    root = annotations / "labels" if (annotations / "labels").is_dir() else annotations
+    masks = [annotations] if annotations.is_file() else sorted(root.rglob("*.png"))
+    if not masks:
+        raise FileNotFoundError(f"--annotations {annotations}: no label mask (labels/<split>/*.png) under it")
+    records = []
+    for path in masks:
+        rel = path.relative_to(root) if annotations.is_dir() else Path(path.name)
+        split = rel.parts[0] if len(rel.parts) > 1 else None
+        records.append(_record(ctx, path, rel.as_posix(), split))
+    test_ids = None
+    if any(r.split is not None for r in records):
+        test_ids = {r.image_id for r in records if r.split == "test"}
+    return records, [], test_ids
+
+
+def _record(ctx: _Context, path: Path, fname: str, split: str | None) -> Record:
+    import numpy as np
+    from PIL import Image
+
+    stem = Path(fname).with_suffix("").as_posix()
+    rec = Record(fname, fname, stem, None, split=split_of(split) if split else None)
+    locate_image(ctx, rec, "image", [f"{stem}.jpg", f"images/{stem}.jpg"], None, count_other=False)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mask = np.asarray(im)
+    except Exception as err:  # noqa: BLE001 - Pillow raises several kinds for bad bytes
+        rec.problems.append(Problem(fname, fname, "mask", f"not a readable PNG ({err})"))
+        return rec
+    if mask.ndim != 2:
+        rec.problems.append(
+            Problem(fname, fname, "mask", f"must be a single-channel index mask, got shape {mask.shape}")
+        )
+        return rec
+    height, width = mask.shape
+    if rec.image_path is not None and rec.image_path.is_file():
+        try:
+            with Image.open(rec.image_path) as im:
+                size = im.size
+        except Exception:  # noqa: BLE001 - the record check reports an unreadable image
+            size = None
+        if size is not None and size != (width, height):
+            rec.problems.append(
+                Problem(fname, fname, "mask", f"the mask is {width}x{height} but the image is {size[0]}x{size[1]}")
+            )
+    if (mask > 1).any():
+        rec.report.notes["pal4vst masks with values other than 0/1 (non-zero read as a bad region)"] += 1
+    boxes, small = mask_regions(mask, ctx.options.get("min_region_pixels", DEFAULT_MIN_REGION_PIXELS))
+    if small:
+        rec.report.dropped["pal4vst mask regions under --min-region-pixels"] += small
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        before = len(rec.artifacts)
+        art = {
+            "bbox": [x0 / width, y0 / height, x1 / width, y1 / height],
+            "caption": "",
+            "fmt": "xyxy",
+            "units": "normalized",
+            "field": f"mask region {i}",
+        }
+        add_kindless(ctx, rec, "pal4vst", art)
+        rec.report.mask_boxes += len(rec.artifacts) > before
+    return rec
