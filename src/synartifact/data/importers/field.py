@@ -205,6 +205,29 @@ def mask_regions(mask: Any, min_pixels: int) -> tuple[list[tuple[int, int, int, 
     return boxes, small
 
 
+def add_mask_regions(
+    ctx: _Context, rec: Record, source: str, mask: Any, min_pixels: int, what: str, region: str = "mask"
+) -> None:
+    """One kind-less artifact per connected region of a boolean ``mask`` (its box, normalized to the mask's size),
+    through :func:`add_kindless`; regions under ``min_pixels`` are counted as dropped. ``what`` names the regions
+    in the artifact's field ("mask region", "artifact_map region"), ``region`` in the report ("mask", "heatmap")."""
+    height, width = mask.shape
+    boxes, small = mask_regions(mask, min_pixels)
+    if small:
+        rec.report.dropped[f"{source} {region} regions under --min-region-pixels"] += small
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        before = len(rec.artifacts)
+        art = {
+            "bbox": [x0 / width, y0 / height, x1 / width, y1 / height],
+            "caption": "",
+            "fmt": "xyxy",
+            "units": "normalized",
+            "field": f"{what} {i}",
+        }
+        add_kindless(ctx, rec, source, art)
+        rec.report.mask_boxes += len(rec.artifacts) > before
+
+
 def _mask_regions_bfs(on: Any, min_pixels: int) -> tuple[list[tuple[int, int, int, int]], int]:
     height, width = on.shape
     seen = on.copy()

@@ -7,9 +7,8 @@ from pathlib import Path
 
 from synartifact.data.importers.field import (
     DEFAULT_MIN_REGION_PIXELS,
-    add_kindless,
+    add_mask_regions,
     locate_image,
-    mask_regions,
     split_of,
 )
 from synartifact.data.importers.records import Record, _Context
@@ -64,18 +63,6 @@ def _record(ctx: _Context, path: Path, fname: str, split: str | None) -> Record:
             )
     if (mask > 1).any():
         rec.report.notes["pal4vst masks with values other than 0/1 (non-zero read as a bad region)"] += 1
-    boxes, small = mask_regions(mask, ctx.options.get("min_region_pixels", DEFAULT_MIN_REGION_PIXELS))
-    if small:
-        rec.report.dropped["pal4vst mask regions under --min-region-pixels"] += small
-    for i, (x0, y0, x1, y1) in enumerate(boxes):
-        before = len(rec.artifacts)
-        art = {
-            "bbox": [x0 / width, y0 / height, x1 / width, y1 / height],
-            "caption": "",
-            "fmt": "xyxy",
-            "units": "normalized",
-            "field": f"mask region {i}",
-        }
-        add_kindless(ctx, rec, "pal4vst", art)
-        rec.report.mask_boxes += len(rec.artifacts) > before
+    min_pixels = ctx.options.get("min_region_pixels", DEFAULT_MIN_REGION_PIXELS)
+    add_mask_regions(ctx, rec, "pal4vst", mask > 0, min_pixels, "mask region")
     return rec

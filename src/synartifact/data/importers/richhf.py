@@ -9,9 +9,8 @@ from pathlib import Path, PurePosixPath
 from synartifact.data.importers.field import (
     DEFAULT_HEATMAP_THRESHOLD,
     DEFAULT_MIN_REGION_PIXELS,
-    add_kindless,
+    add_mask_regions,
     locate_image,
-    mask_regions,
 )
 from synartifact.data.importers.records import Record, _Context, _is_absolute
 from synartifact.data.schema import Problem
@@ -76,19 +75,5 @@ def _record(ctx: _Context, fname: str, key: str, filename: str, example: dict) -
         return rec
     threshold = ctx.options.get("heatmap_threshold", DEFAULT_HEATMAP_THRESHOLD)
     min_pixels = ctx.options.get("min_region_pixels", DEFAULT_MIN_REGION_PIXELS)
-    height, width = values.shape
-    boxes, small = mask_regions(values >= threshold, min_pixels)
-    if small:
-        rec.report.dropped["richhf heatmap regions under --min-region-pixels"] += small
-    for i, (x0, y0, x1, y1) in enumerate(boxes):
-        before = len(rec.artifacts)
-        art = {
-            "bbox": [x0 / width, y0 / height, x1 / width, y1 / height],
-            "caption": "",
-            "fmt": "xyxy",
-            "units": "normalized",
-            "field": f"artifact_map region {i}",
-        }
-        add_kindless(ctx, rec, "richhf", art)
-        rec.report.mask_boxes += len(rec.artifacts) > before
+    add_mask_regions(ctx, rec, "richhf", values >= threshold, min_pixels, "artifact_map region", "heatmap")
     return rec
