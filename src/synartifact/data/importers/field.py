@@ -205,6 +205,22 @@ def mask_regions(mask: Any, min_pixels: int) -> tuple[list[tuple[int, int, int, 
     return boxes, small
 
 
+def records_by_split(
+    root: Path, files: list[Path], single_file: bool, make: Any
+) -> tuple[list[Record], list[Problem], set[str] | None]:
+    """Records of annotation files laid out as ``<root>/<split>/...`` (HAD, PAL4VST): ``make(path, relative name,
+    split or None)`` per file; the ``test`` split's image ids, or ``None`` when no file sits in a split folder."""
+    records = []
+    for path in files:
+        rel = Path(path.name) if single_file else path.relative_to(root)
+        split = rel.parts[0] if len(rel.parts) > 1 else None
+        records.append(make(path, rel.as_posix(), split))
+    test_ids = None
+    if any(r.split is not None for r in records):
+        test_ids = {r.image_id for r in records if r.split == "test"}
+    return records, [], test_ids
+
+
 def add_mask_regions(
     ctx: _Context, rec: Record, source: str, mask: Any, min_pixels: int, what: str, region: str = "mask"
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from synartifact.data.importers.field import locate_image, number, split_of
+from synartifact.data.importers.field import locate_image, number, records_by_split, split_of
 from synartifact.data.importers.records import Record, _Context, _is_absolute, _load_json, _local_image
 from synartifact.data.schema import Problem
 
@@ -16,15 +16,7 @@ def _read_had(annotations: Path, ctx: _Context) -> tuple[list[Record], list[Prob
     files = [annotations] if annotations.is_file() else sorted(annotations.rglob("*.json"))
     if not files:
         raise FileNotFoundError(f"--annotations {annotations}: no HAD annotation (*.json) under it")
-    records = []
-    for path in files:
-        rel = path.relative_to(annotations) if annotations.is_dir() else Path(path.name)
-        split = rel.parts[0] if len(rel.parts) > 1 else None
-        records.append(_record(ctx, path, rel.as_posix(), split))
-    test_ids = None
-    if any(r.split is not None for r in records):
-        test_ids = {r.image_id for r in records if r.split == "test"}
-    return records, [], test_ids
+    return records_by_split(annotations, files, annotations.is_file(), lambda p, n, sp: _record(ctx, p, n, sp))
 
 
 def _record(ctx: _Context, path: Path, fname: str, split: str | None) -> Record:

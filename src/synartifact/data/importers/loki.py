@@ -2,42 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 from synartifact.data.importers.field import add_kindless, number
-from synartifact.data.importers.records import Record, _Context, _local_image, _text
+from synartifact.data.importers.records import Record, _Context, _load_json, _local_image, _text
 from synartifact.data.schema import DatasetValidationError, Problem
-
-
-def _decode(annotations: Path) -> Any:
-    raw = annotations.read_bytes()
-    fname = annotations.name
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        encoding = "utf-16"  # the BOM says which byte order
-    elif raw.startswith(b"\xef\xbb\xbf"):
-        encoding = "utf-8-sig"
-    else:
-        encoding = "utf-8"
-    try:
-        return json.loads(raw.decode(encoding))
-    except UnicodeDecodeError as err:
-        raise DatasetValidationError(
-            [Problem(fname, "", "", f"not valid {encoding} ({err.reason} at offset {err.start}); LOKI is UTF-16")],
-            f"LOKI file {annotations}",
-        ) from None
-    except json.JSONDecodeError as err:
-        raise DatasetValidationError(
-            [Problem(fname, "", "", f"not valid JSON ({err})")], f"LOKI file {annotations}"
-        ) from None
 
 
 def _read_loki(annotations: Path, ctx: _Context) -> tuple[list[Record], list[Problem], set[str] | None]:
     if not annotations.is_file():
         raise FileNotFoundError(f"--annotations {annotations} is not a file: give LOKI's JSON file")
     fname = annotations.name
-    data = _decode(annotations)
+    data = _load_json(annotations, "LOKI file")
     if isinstance(data, dict):
         data = list(data.values())
     if not isinstance(data, list):

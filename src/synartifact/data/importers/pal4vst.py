@@ -9,6 +9,7 @@ from synartifact.data.importers.field import (
     DEFAULT_MIN_REGION_PIXELS,
     add_mask_regions,
     locate_image,
+    records_by_split,
     split_of,
 )
 from synartifact.data.importers.records import Record, _Context
@@ -20,15 +21,7 @@ def _read_pal4vst(annotations: Path, ctx: _Context) -> tuple[list[Record], list[
     masks = [annotations] if annotations.is_file() else sorted(root.rglob("*.png"))
     if not masks:
         raise FileNotFoundError(f"--annotations {annotations}: no label mask (labels/<split>/*.png) under it")
-    records = []
-    for path in masks:
-        rel = path.relative_to(root) if annotations.is_dir() else Path(path.name)
-        split = rel.parts[0] if len(rel.parts) > 1 else None
-        records.append(_record(ctx, path, rel.as_posix(), split))
-    test_ids = None
-    if any(r.split is not None for r in records):
-        test_ids = {r.image_id for r in records if r.split == "test"}
-    return records, [], test_ids
+    return records_by_split(root, masks, annotations.is_file(), lambda p, n, sp: _record(ctx, p, n, sp))
 
 
 def _record(ctx: _Context, path: Path, fname: str, split: str | None) -> Record:

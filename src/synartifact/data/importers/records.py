@@ -365,12 +365,16 @@ def _local_image(ctx: _Context, ref: str) -> tuple[Path, str, str | None]:
 
 
 def _load_json(annotations: Path, what: str) -> Any:
+    """A JSON annotation file: UTF-8 (with or without a BOM), or UTF-16 when a BOM says so (LOKI's exports)."""
     fname = annotations.name
+    raw = annotations.read_bytes()
+    encoding = "utf-16" if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
     try:
-        return json.loads(annotations.read_bytes().decode("utf-8-sig"))
+        return json.loads(raw.decode(encoding))
     except UnicodeDecodeError as err:
+        label = "utf-16" if encoding == "utf-16" else "UTF-8"
         raise DatasetValidationError(
-            [Problem(fname, "", "", f"not valid UTF-8 (byte 0x{err.object[err.start]:02x} at offset {err.start})")],
+            [Problem(fname, "", "", f"not valid {label} (byte 0x{err.object[err.start]:02x} at offset {err.start})")],
             f"{what} {annotations}",
         ) from None
     except json.JSONDecodeError as err:
