@@ -186,17 +186,18 @@ _STATE: dict = {}
 
 def shared_environment(tmp_root: Path, base: Path) -> dict:
     """Once per session: a model cache, the answering classifier, and the environment variables the apps read."""
-    from synartifact import spaces_utils
+    import synartifact.webui.models as ui_models
+    import synartifact.webui.tiny_models as ui_tiny
 
     with _LOCK:
         if "env" not in _STATE:
             cache = tmp_root / "spaces-cache"
             cache.mkdir(parents=True, exist_ok=True)
             classifier = train_answering_classifier(base, cache / "answering-classifier")
-            os.environ[spaces_utils.ENV_CACHE] = str(cache)
-            os.environ[spaces_utils.ENV_CLASSIFIER] = str(classifier)
-            os.environ.pop(spaces_utils.ENV_GENERATOR_BASE, None)
-            os.environ.pop(spaces_utils.ENV_GENERATOR_LORA, None)
+            os.environ[ui_tiny.ENV_CACHE] = str(cache)
+            os.environ[ui_models.ENV_CLASSIFIER] = str(classifier)
+            os.environ.pop(ui_models.ENV_GENERATOR_BASE, None)
+            os.environ.pop(ui_models.ENV_GENERATOR_LORA, None)
             os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
             _STATE["env"] = {"cache": cache, "classifier": classifier}
         return _STATE["env"]

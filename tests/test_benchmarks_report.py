@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
-SCRIPTS = ("dataset_throughput", "sft_overhead", "reward_modes", "ddpo_gain", "stage_memory")
+SCRIPTS = ("dataset_throughput", "sft_overhead", "reward_modes", "ddpo_gain", "stage_memory", "vision_pretrain")
 BEGIN = "<!-- report.py: begin (rendered from benchmarks/results/*.json; do not edit by hand) -->"
 END = "<!-- report.py: end -->"
 
@@ -92,6 +92,22 @@ def _fixtures(folder: Path) -> Path:
             ],
         ),
     }
+    run = {
+        "classifier": "outputs/demo/classifier",
+        "judge": "outputs/demo/judge",
+        "epochs": 2,
+        "verdict": "inconclusive",
+    }
+    files["ddpo_gain-2.json"] = _record(
+        "ddpo_gain",
+        "2026-12-04T12:00:00+00:00",
+        [
+            {**run, "run": "clf-s0", "gain_in_spread": -2.14, "noise_ratio": 0.71, "content_fidelity": 0.29},
+            {**run, "run": "clf-s1", "gain_in_spread": 3.5, "noise_ratio": 1.01, "content_fidelity": 0.98},
+            {"run": "mean", "gain_in_spread": 0.68, "noise_ratio": 0.86, "verdict": "not confirmed", "runs": 2},
+            {"run": "spread (std over runs)", "gain_in_spread": 4.0, "runs": 2},
+        ],
+    )
     for name, record in files.items():
         (folder / name).write_text(json.dumps(record))
     return folder
@@ -133,10 +149,19 @@ def test_report_renders_the_rows_of_the_result_files(tmp_path):
     )
     assert f"| sft | 11.1 | 769 |  | {common}" in text
     assert f"| ddpo | 12.0 | 784 | 39% / 2% / 59% | {common}" in text
+    # a result of the single-run era renders in the study's columns: what it lacks is "-"
     assert (
-        "| `outputs/demo/classifier` | `outputs/demo/judge` | 130 | 4.2 | 0.9390 -> 0.9460 | 2.44 | 4.80 | "
-        "0.583 -> 0.354 | 39% / 2% / 59% | 0.44 | 2026-12-01 12:00 |"
+        "| - | `outputs/demo/classifier` | `outputs/demo/judge` | 130 | 4.2 | 0.9390 -> 0.9460 | 2.44 | 4.80 | - | "
+        "0.583 -> 0.354 | 0.44 | - | - | - | 39% / 2% / 59% | 2026-12-01 12:00 |"
     ) in text
+    # the study: one row per run, then the mean (with the study's verdict) and the spread over runs
+    clf = "`outputs/demo/classifier` | `outputs/demo/judge` | 2 | - | - |"
+    first = f"| clf-s0 | {clf} -2.14 | - | - | - | - | 0.71 | 0.29 | inconclusive |"
+    second = f"| clf-s1 | {clf} 3.50 | - | - | - | - | 1.01 | 0.98 | inconclusive |"
+    mean = "| mean | - | - | - | - | - | 0.68 | - | - | - | - | 0.86 | - | not confirmed |"
+    spread = "| spread (std over runs) | - | - | - | - | - | 4.00 | - | - | - | - | - | - | - |"
+    assert all(line in text for line in (first, second, mean, spread))
+    assert text.index(first) < text.index(second) < text.index(mean) < text.index(spread)
     # benchmarks without a result file say so, with the command that writes one
     assert "No result file yet: run `python benchmarks/sft_overhead.py`." in text
     assert "No result file yet: run `python benchmarks/reward_modes.py`." in text
@@ -205,3 +230,50 @@ def test_a_real_run_writes_a_result_that_renders(tmp_path):
     printed = _report("--results", str(out.parent), "--stdout").stdout
     assert f"| {row['synth_images_per_cpu_s']:.1f} | {row['synth_images_per_s_wall']:.1f} |" in printed
     assert record["date"].replace("T", " ")[:16] in printed
+
+
+def _study_rows() -> list[dict]:
+    figures = {
+        "gain_in_spread": (2.0, 4.0, 6.0),
+        "judge_gain_in_spread": (3.0, 1.0, 2.0),
+        "judge_rate_ratio": (0.5, 0.8, 0.8),
+        "noise_ratio": (1.0, 0.85, 1.15),
+    }
+    verdicts = ("confirmed", "inconclusive", "inconclusive")  # a run's judge gain 1.0 is noise on its own
+    return [
+        {**{k: v[i] for k, v in figures.items()}, "content_kept": True, "judge_strong": True, "verdict": verdicts[i]}
+        for i in range(3)
+    ]
+
+
+def test_ddpo_gain_study_mean_spread_and_verdict():
+    """The seed study's mean and spread over runs (by hand: 2, 4, 6 -> mean 4, sample std 2) and its verdict against
+    issue 20's targets: every run for the reward gain, fine detail and content; the mean for the judge."""
+    sys.path.insert(0, str(BENCH))
+    import ddpo_gain
+
+    rows = _study_rows()
+    mean, spread, study = ddpo_gain.summarize(rows)
+    assert mean["gain_in_spread"] == 4.0 and spread["gain_in_spread"] == 2.0
+    assert mean["judge_gain_in_spread"] == 2.0 and spread["judge_gain_in_spread"] == 1.0
+    assert mean["judge_rate_ratio"] == pytest.approx(0.7) and mean["runs"] == 3
+    assert mean["content_fidelity"] is None  # not in every run: no mean
+    assert study["verdict"] == "confirmed" and mean["verdict"] == "confirmed"
+    assert all(reason["passed"] for reason in study["reasons"])
+
+    rows[1]["judge_gain_in_spread"] = -0.5  # the mean stays >= 2? no: (3 - 0.5 + 2) / 3 = 1.5, and one run <= 0
+    study = ddpo_gain.summarize(rows)[2]
+    failed = [r["target"] for r in study["reasons"] if not r["passed"]]
+    assert failed == ["judge gain / seed spread, mean", "judge gain / seed spread, every run"]
+    assert study["verdict"] == "inconclusive"  # no run's own verdict refutes the gain
+
+    rows = _study_rows()
+    rows[2].update(content_kept=False, verdict="not confirmed")  # one run turned its scenes into blanks
+    study = ddpo_gain.summarize(rows)[2]
+    assert study["verdict"] == "not confirmed"
+    assert [r["target"] for r in study["reasons"] if not r["passed"]] == ["content fidelity kept, every run"]
+
+    rows = _study_rows()
+    for row in rows:
+        row["judge_strong"] = False
+    assert ddpo_gain.summarize(rows)[2]["verdict"] == "inconclusive"

@@ -15,6 +15,7 @@ import pytest
 from huggingface_hub import ModelCard
 
 import synartifact.cards as cards
+from synartifact.utils import make_temp_dir
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATES = ("classifier_card.md", "dataset_card.md", "generator_card.md")
@@ -113,19 +114,6 @@ def test_wheel_ships_the_templates(tmp_path):
 # ------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("given", "final"),
-    [
-        ("outputs/demo/.classifier.tmp-7118", "outputs/demo/classifier"),  # the demo's stage folder
-        ("runs/generator.tmp-k2_9xq1a", "runs/generator"),  # utils.atomic_dir
-        ("outputs/demo/classifier", "outputs/demo/classifier"),
-        ("model.tmp", "model.tmp"),
-    ],
-)
-def test_final_output_dir(given, final):
-    assert cards.final_output_dir(given) == Path(final)
-
-
 def test_hub_card_data_keeps_hub_ids_only(tmp_path):
     local = tmp_path / "tiny-vlm"
     local.mkdir()
@@ -193,8 +181,7 @@ def test_classifier_card_metadata_hub_id_and_local_path(tmp_path):
 def test_classifier_card_names_the_final_folder_or_the_hub_repo(tmp_path):
     import synartifact.sft as sft
 
-    tmp = tmp_path / ".classifier.tmp-7118"
-    tmp.mkdir()
+    tmp = make_temp_dir(tmp_path / "classifier")  # how the demo runs a stage
     sft.write_model_card(tmp, _sft_run("llava-hf/llava-1.5-7b-hf", "synartifact/synartifact-1k"))
     text = (tmp / "README.md").read_text()
     assert ".tmp-" not in text
@@ -232,8 +219,7 @@ def _ddpo_card(out: Path, pretrained: str, hub_model_id: str | None = None) -> P
 
 
 def test_generator_card_names_the_final_folder_and_hub_metadata(tmp_path):
-    tmp = tmp_path / "generator.tmp-ab12cd34"
-    tmp.mkdir()
+    tmp = make_temp_dir(tmp_path / "generator")
     readme = _ddpo_card(tmp, "runwayml/stable-diffusion-v1-5")
     text = readme.read_text()
     assert ".tmp-" not in text and "# generator\n" in text
@@ -360,7 +346,8 @@ def sft_classifier(tmp_path_factory, tiny_dataset, tiny_vlm_small):
 
     root = tmp_path_factory.mktemp("card-run")
     dataset, base = tiny_dataset, tiny_vlm_small
-    tmp = root / ".classifier.tmp-4242"  # how the demo runs a stage: a temporary folder renamed when complete
+    tmp = make_temp_dir(root / "classifier")  # how the demo runs a stage: a temporary folder renamed when complete
+    tmp.rmdir()
     argv = ["--config", str(REPO / "recipes/tiny/sft/config_cpu.yaml"), "--dataset_name", str(dataset)]
     argv += ["--model_name_or_path", str(base), "--output_dir", str(tmp), "--max_steps", "1"]
     argv += ["--per_device_train_batch_size", "2", "--report_to", "none", "--logging_steps", "1"]

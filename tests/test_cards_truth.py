@@ -84,9 +84,13 @@ def _metrics_file(tmp_path: Path, judge_gain: float | None, independent: bool = 
     metrics["reward_gain_in_spread"] = metrics["delta"]["gain_over_spread"]
     metrics["judge_gain_in_spread"] = None
     metrics["config"] = {"num_prompts": 8, "images_per_prompt": 4, "seeds": [0, 1, 2], "classifier": "clf"}
+    # the samples kept their detail and content: what decides the verdict is the judge
+    metrics["drift"] = {"noise_ratio": 1.02}
+    metrics["fidelity"] = {"fidelity": 0.97, "measurable": True, "kept": True}
     if judge_gain is not None:
         judge = _side(0.955, 0.955 + judge_gain, 0.583, 0.354, 0.00375)
         judge["config"] = {"classifier": "outputs/demo/judge", "mode": "generate", "independent": independent}
+        judge["strength"] = {"strong": True, "binary_f1": 0.91}
         metrics["judge"] = judge
         metrics["judge_gain_in_spread"] = judge["delta"]["gain_over_spread"]
     path = tmp_path / "metrics.json"
@@ -113,7 +117,10 @@ def test_generator_card_shows_the_judge_gain_and_artifact_rates(tmp_path):
     assert "| gain / seed spread | +2.44 | +4.80 |" in text
     assert "| base artifact rate | 0.500 | 0.583 |" in text
     assert "| this model artifact rate | 0.438 | 0.354 |" in text
-    assert "The judge confirms the gain: its gain exceeds twice the seed spread." in text
+    assert (
+        "| this model artifact rate | 0.438 | 0.354 |\n\n**Verdict: confirmed.** Confirmed: the gain exceeds" in text
+    )
+    assert "| judge gain / seed spread | 4.800 | >= 2 | pass |" in text
     assert "No independent judge scored these images" not in text
     assert "and by the independent judge `outputs/demo/judge`" in text
     assert results["judge_reward_gain"] == pytest.approx(0.018)
@@ -125,8 +132,9 @@ def test_generator_card_shows_the_judge_gain_and_artifact_rates(tmp_path):
 def test_generator_card_says_when_the_judge_does_not_confirm(tmp_path):
     text, _ = _evaluated_card(tmp_path, judge_gain=-0.003)
     assert "| gain / seed spread | +2.44 | -0.80 |" in text
-    assert "The judge does not confirm the gain" in text and "reward hacking" in text
-    assert "The judge confirms" not in text
+    assert "**Verdict: not confirmed.** Not confirmed: judge gain / seed spread: no gain at all." in text
+    assert "| judge gain / seed spread | -0.800 | >= 2 | FAIL (no gain at all) |" in text
+    assert "Verdict: confirmed" not in text
 
 
 def test_generator_card_judge_gain_without_a_reward_gain(tmp_path):
@@ -137,13 +145,29 @@ def test_generator_card_judge_gain_without_a_reward_gain(tmp_path):
     metrics["reward_gain_in_spread"] = 1.0
     cards.record_generator_evaluation(out, metrics, "synartifact/synartifact-1k")
     text = (out / "README.md").read_text()
-    assert "The judge sees a gain beyond seed noise that the training reward does not." in text
-    assert "The judge confirms" not in text
+    assert "**Verdict: inconclusive.**" in text
+    assert "| training reward gain / seed spread | 1.000 | >= 2 | undecided (within twice the seed spread" in text
+    assert "Verdict: confirmed" not in text
+
+
+def test_generator_card_carries_the_verdict_the_evaluation_stored(tmp_path):
+    """The card shows metrics.json's verdict as it is (the one REPORT.md shows), not a second opinion."""
+    out = tmp_path / "generator"
+    out.mkdir()
+    _ddpo_card(out, judge=True)
+    metrics = json.loads(_metrics_file(tmp_path, judge_gain=0.018).read_text())  # figures that would confirm
+    reason = {"label": "content fidelity", "value": 0.25, "threshold": ">= 0.8", "outcome": "fail", "detail": "blank"}
+    metrics["verdict"] = {"verdict": "not confirmed", "summary": "Not confirmed: blanks.", "reasons": [reason]}
+    cards.record_generator_evaluation(out, metrics, "synartifact/synartifact-1k")
+    text = (out / "README.md").read_text()
+    assert "**Verdict: not confirmed.** Not confirmed: blanks." in text
+    assert "| content fidelity | 0.250 | >= 0.8 | FAIL (blank) |" in text and "Verdict: confirmed" not in text
 
 
 def test_generator_card_says_a_judge_that_is_the_reward_is_not_independent(tmp_path):
     text, _ = _evaluated_card(tmp_path, judge_gain=0.018, independent=False)
-    assert "it is not independent and confirms nothing" in text and "The judge confirms" not in text
+    assert "it is not independent and confirms nothing" in text and "**Verdict: inconclusive.**" in text
+    assert "undecided (the judge is the training reward's own classifier)" in text
 
 
 def test_generator_card_without_a_judge_says_so(tmp_path):
@@ -151,7 +175,8 @@ def test_generator_card_without_a_judge_says_so(tmp_path):
     # the training reward's gain exceeds twice its spread, yet the card does not call it a confirmed gain
     assert "The reward gain +0.0070 exceeds twice the larger seed spread (0.0057)." in text
     assert "**No independent judge scored these images**" in text and "this gain is not confirmed" in text
-    assert "confirms the gain" not in text and "| gain / seed spread |" not in text
+    assert "**Verdict: inconclusive.**" in text and "no independent judge scored the images" in text
+    assert "Verdict: confirmed" not in text and "| gain / seed spread |" not in text
     assert "only (no independent judge)" in text
     assert "- **Independent judge:** none was used during training" in text
     assert not {k for k in results if k.startswith("judge")}

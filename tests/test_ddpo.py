@@ -528,9 +528,25 @@ def test_evaluate_generator_with_an_independent_judge(trained, tiny_models, tmp_
     target = tmp_path / "judged"
     args = ["evaluate-generator", "--base", str(sd), "--lora", str(out), "--classifier", str(vlm), "--judge", str(vlm)]
     args += ["--prompts", str(prompts), "--seeds", "0", "1", "--num-inference-steps", "2", "--out", str(target)]
-    assert main([*args, "--reward-soft", "--reward-constrained"]) == 0
+    judge_eval = tmp_path / "judge-eval.json"
+    per_kind = {"localized_blur": {"f1": 0.9, "support": 4}}
+    judge_eval.write_text(
+        json.dumps({"model": {"binary_f1": 0.95, "per_kind": per_kind, "macro_f1_kinds": ["localized_blur"]}})
+    )
+    assert main([*args, "--reward-soft", "--reward-constrained", "--judge-eval", str(judge_eval)]) == 0
     metrics = json.loads((target / "metrics.json").read_text())
     judge = metrics["judge"]
+    # a strong judge on paper, but the reward's own classifier: the verdict cannot rest on it
+    assert judge["strength"]["strong"] is True and judge["strength"]["source"] == str(judge_eval)
+    assert metrics["verdict"]["verdict"] in ("inconclusive", "not confirmed")
+    reasons = {r["target"]: r for r in metrics["verdict"]["reasons"]}
+    assert reasons["judge_strength"]["outcome"] == "undecided"
+    assert reasons["fine_detail"]["value"] == metrics["drift"]["noise_ratio"]
+    # content fidelity of 2 prompts x 2 seeds: each prompt has 2 base samples, so a prototype without the same noise
+    fidelity = metrics["fidelity"]
+    assert fidelity["num_images"] == 4 and fidelity["chance"] == 0.5 and len(fidelity["refined_hits"]) == 4
+    assert reasons["content_fidelity"]["value"] == fidelity["fidelity"]
+    assert (target / "fidelity.png").is_file()
     assert judge["config"]["mode"] == "generate" and judge["config"]["soft"] is False
     assert judge["config"]["independent"] is False  # the same folder as the reward: flagged, not trusted
     assert metrics["config"]["judge"] == str(vlm) and metrics["config"]["judge_mode"] == "generate"
@@ -559,6 +575,10 @@ def test_evaluate_generator_with_an_independent_judge(trained, tiny_models, tmp_
     assert len(drift["mse"]) == 4 and len(drift["seed_to_seed"]) == 2 and drift["mean_mse"] >= 0
     assert drift["relative_drift"] == pytest.approx(drift["mean_mse"] / drift["seed_to_seed_mse"])
     assert (target / "drift.png").is_file() and "## Drift" in report
+    assert "## Content fidelity" in report
+    verdict = report[report.index("## Verdict") :]
+    assert verdict.startswith(f"## Verdict\n\n**Verdict: {metrics['verdict']['verdict']}.**")
+    assert verdict.rstrip().endswith("|") and verdict.count("\n| ") == 1 + len(reasons)  # header + one row each
 
     # generate once, score twice: the judge sees the very images the reward saw
     calls = []
@@ -596,6 +616,38 @@ def test_evaluate_generator_with_an_independent_judge(trained, tiny_models, tmp_
     )
     assert "judge" not in plain and plain["judge_gain_in_spread"] is None and plain["reward_gain_in_spread"] is None
     assert plain["config"]["judge"] is None and plain["refined"]["artifact_rate"] == 1.0
+
+
+def test_two_evaluations_of_one_generator_give_identical_figures(trained, tiny_models, tmp_path):
+    """Sampling (a seeded CPU generator per image) and scoring (reward and judge) are deterministic on one machine:
+    the same evaluation twice writes the same metrics.json and report.md, byte for byte."""
+    from synartifact.generator.evaluation import evaluate_generator
+    from synartifact.tiny import build_tiny_vlm
+
+    out, _ = trained
+    sd, vlm = tiny_models
+    judge = build_tiny_vlm(tmp_path / "judge", seed=1)  # another classifier: an independent judge
+    runs = []
+    for name in ("first", "second"):
+        evaluate_generator(
+            base=str(sd),
+            lora=str(out),
+            classifier=str(vlm),
+            judge=str(judge),
+            judge_mode="score",
+            prompts=["a cat on a sofa", "a red car"],
+            seeds=[0, 1],
+            images_per_prompt=2,
+            num_inference_steps=2,
+            reward_soft=True,
+            out=tmp_path / name,
+        )
+        runs.append({f: (tmp_path / name / f).read_text() for f in ("metrics.json", "report.md")})
+    assert runs[0] == runs[1]
+    metrics = json.loads(runs[0]["metrics.json"])
+    assert metrics["judge"]["config"]["independent"] is True and len(metrics["drift"]["mse"]) == 8
+    # the figures are not trivially equal: the images differ from seed to seed and the refined ones from the base
+    assert metrics["drift"]["mean_mse"] > 0 and len(set(metrics["drift"]["seed_to_seed"])) > 1
 
 
 def test_a_judge_is_independent_only_when_its_weights_differ(tiny_vlm, tmp_path):

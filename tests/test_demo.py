@@ -67,7 +67,7 @@ def test_failed_stage_is_named_and_earlier_outputs_stay(tmp_path, fake_stages):
     assert calls == ["a", "b"], "nothing runs after the failed stage"
     assert (tmp_path / "a" / "result.txt").read_text() == "a with n=20"
     assert (tmp_path / "b" / "result.txt").is_file(), "the previous complete output of the failed stage is kept"
-    assert not list(tmp_path.glob(".b.tmp-*")), "the failed stage's partial output is removed"
+    assert not list(tmp_path.glob("*.tmp-*")), "the failed stage's partial output is removed"
 
     state["fail_b"] = False
     calls.clear()
@@ -93,7 +93,7 @@ def test_stage_subprocesses_run_in_the_callers_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     demo.run_demo(demo.DemoSettings(out=demo.Path("outputs/demo")))
     assert (tmp_path / "outputs/demo/vlm/config.json").is_file()
-    assert not list((tmp_path / "outputs/demo").glob(".vlm.tmp-*"))
+    assert not list((tmp_path / "outputs/demo").glob("*.tmp-*"))
 
 
 def test_default_recipes_ship_with_the_package():
@@ -109,6 +109,8 @@ def test_the_repair_stages_on_tiny_inputs(tmp_path, tiny_sd, tiny_dataset, tiny_
     """The inpainter and repair stages, run as the demo runs them on tiny folders, and the report's section."""
     import shutil
 
+    from synartifact.repair.masks import DEFAULT_MARGIN
+
     settings = demo.DemoSettings(
         out=tmp_path, inpaint_steps=2, repair_images=3, repair_rounds=1, repair_inference_steps=1
     )
@@ -123,7 +125,8 @@ def test_the_repair_stages_on_tiny_inputs(tmp_path, tiny_sd, tiny_dataset, tiny_
         "StableDiffusionInpaintPipeline"
     )
     stages["repair"].run(settings, tmp_path / "repair")
-    metrics = json.loads((tmp_path / "repair" / "metrics.json").read_text())
+    assert not (tmp_path / "repair" / "metrics.json").exists(), "the demo writes what `synartifact repair` writes"
+    metrics = json.loads((tmp_path / "repair" / "summary.json").read_text())
     assert metrics["num_images"] >= 1 and metrics["worse"] == 0 and metrics["outside_mask_unchanged"] is True
     for key in ("artifact_rate_before", "artifact_rate_after", "mean_reward_before", "mean_reward_after", "improved"):
         assert key in metrics, key
@@ -131,10 +134,19 @@ def test_the_repair_stages_on_tiny_inputs(tmp_path, tiny_sd, tiny_dataset, tiny_
         assert 0.0 <= metrics[f"judge_artifact_rate_{when}"] <= 1.0
         assert 0.0 <= metrics[f"judge_mean_reward_{when}"] <= 1.0
     assert (tmp_path / "repair" / "before_after.png").is_file()
-    lines = (tmp_path / "repair" / "repair.jsonl").read_text().splitlines()
+    lines = [json.loads(line) for line in (tmp_path / "repair" / "repair.jsonl").read_text().splitlines()]
     assert len(lines) == metrics["num_images"]
+    # only test images with injected artifacts are repaired, each written under its id like the command writes them
+    from synartifact.data import load_artifact_dataset
+
+    test = load_artifact_dataset(str(tmp_path / "dataset"), split="test")
+    flagged = [f"{row['image_id']}.png" for row in test if row["artifacts"]][: settings.repair_images]
+    assert [line["image"] for line in lines] == flagged
+    assert all((tmp_path / "repair" / line["output"]).is_file() for line in lines)
+    assert metrics["margin"] == DEFAULT_MARGIN and metrics["hint_boxes"] is True
     report = demo.write_report(settings, tmp_path).read_text()
     assert "## Repair" in report and "made worse 0.000" in report and "**yes**" in report
+    assert f"padded by {DEFAULT_MARGIN:.3f} of the side" in report
     assert "artifact rate (independent judge)" in report
 
 
@@ -167,8 +179,18 @@ def test_report_says_whether_the_gain_is_real(tmp_path):
                 "noise_ratio": 1.3418,
                 "high_frequency": {"base": {"mean": 0.045}, "refined": {"mean": 0.06}},
             },
+            "fidelity": {
+                "base_recognized": 0.4271,
+                "refined_recognized": 0.1771,
+                "chance": 0.125,
+                "fidelity": 0.4146,
+                "threshold": 0.8,
+                "measurable": True,
+                "kept": False,
+            },
         },
     )
+    (tmp_path / "generator-eval" / "fidelity.png").write_bytes(b"png")
     write("generator/ddpo_summary.json", {"best_epoch": 79})
     (tmp_path / "generator" / "reward_curve.png").write_bytes(b"png")
     report = demo.write_report(settings, tmp_path).read_text()
@@ -179,6 +201,23 @@ def test_report_says_whether_the_gain_is_real(tmp_path):
     assert "0.444 x the distance of an independent base sample" in trust and "(ratio 1.342;" in trust
     assert "![drift](generator-eval/drift.png)" in trust and "epoch 79 best" in trust
     assert "![reward curve](generator/reward_curve.png)" in trust
+    assert "of 0.427 of the base samples and 0.177 of the refined ones (chance 0.125): fidelity 0.415" in trust
+    assert "![content fidelity](generator-eval/fidelity.png)" in trust
+    # the section ends with one computed verdict: noisier samples that lost their prompts refute the gain, whatever
+    # the judge (its strength unknown here) says
+    section = trust[: trust.index("\n## ", 1)] if "\n## " in trust[1:] else trust
+    verdict = section[section.index("**Verdict: ") :]
+    assert section.index("![reward curve]") < section.index("**Verdict: ")
+    assert verdict.startswith("**Verdict: not confirmed.**")
+    assert "| fine-detail ratio, refined / base | 1.342 | within [0.85, 1.15] | FAIL (" in verdict
+    assert "| content fidelity (prompt recognized, refined / base) | 0.415 | >= 0.8 | FAIL (" in verdict
+    assert verdict.rstrip().endswith("|")  # the table of reasons is the last thing in the section
+
+    # the verdict evaluate-generator stored (the one on the generator's card) is the one REPORT.md shows
+    stored = {"verdict": "inconclusive", "summary": "Inconclusive: stored.", "reasons": []}
+    gen = json.loads((tmp_path / "generator-eval" / "metrics.json").read_text())
+    write("generator-eval/metrics.json", {**gen, "verdict": stored})
+    assert "**Verdict: inconclusive.** Inconclusive: stored." in demo.write_report(settings, tmp_path).read_text()
 
 
 def test_the_judge_gets_data_and_a_model_of_its_own(tmp_path):
@@ -200,3 +239,35 @@ def test_the_judge_gets_data_and_a_model_of_its_own(tmp_path):
     assert config["model_type"] == "idefics3"
     assert config["vision_config"]["image_size"] == 64 and config["vision_config"]["patch_size"] == 16
     assert "judge-dataset" in dict((st.name, st.after) for st in demo.STAGES)["judge"]
+
+
+def test_saved_files_name_final_folders_not_temporary_ones(tmp_path, monkeypatch, tiny_dataset):
+    """The demo runs each stage into a temporary folder; what the stages save (configs, cards, summaries) must name
+    the folders users load: `tiny-sd/model_index.json` once said `outputs/demo/.tiny-sd.tmp-<pid>.random-.../random`."""
+    import shutil
+
+    from synartifact.utils import TMP_MARK
+
+    real = {stage.name: stage for stage in demo.STAGES}
+    copy = demo.Stage(
+        "dataset", "dataset", "copy the dataset", lambda s, out: shutil.copytree(tiny_dataset, out), lambda s: {}
+    )
+    stages = (copy, real["tiny-sd"], real["tiny-sd-inpaint"])
+    monkeypatch.setattr(demo, "STAGES", stages)
+    monkeypatch.setattr("synartifact.generator.pretrain._sample_grid", lambda *args, **kwargs: None)  # minutes
+    monkeypatch.setattr(demo, "write_report", lambda s, folder: None)
+    monkeypatch.chdir(tmp_path)
+    out = demo.Path("outputs/demo")
+    demo.run_demo(demo.DemoSettings(out=out, sd_vae_steps=1, sd_unet_steps=1, inpaint_steps=1))
+
+    assert sorted(p.name for p in out.iterdir()) == ["dataset", "tiny-sd", "tiny-sd-inpaint"]
+    texts = {}
+    for path in out.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".jsonl", ".md", ".txt", ".yaml", ".jinja"):
+            texts[path] = path.read_text(encoding="utf-8")
+    assert out / "tiny-sd" / "model_index.json" in texts and out / "tiny-sd-inpaint" / "unet" / "config.json" in texts
+    for path, text in texts.items():
+        assert TMP_MARK not in text and ".random-" not in text, path
+    assert json.loads((out / "tiny-sd" / "model_index.json").read_text())["_name_or_path"] == "outputs/demo/tiny-sd"
+    unet = json.loads((out / "tiny-sd-inpaint" / "unet" / "config.json").read_text())
+    assert unet["_name_or_path"] == "outputs/demo/tiny-sd-inpaint/unet"

@@ -202,7 +202,7 @@ def _inpainter(name, tmp_path):
 
 
 def _space_generator(name, tmp_path):
-    from synartifact.spaces_utils import GeneratorPair
+    from synartifact.webui.models import GeneratorPair
 
     return GeneratorPair(name, None)
 
@@ -315,36 +315,37 @@ def test_mixed_precision_change_is_logged(monkeypatch, caplog):
 def test_space_missing_classifier_folder_hides_the_server_path(monkeypatch, tmp_path, caplog):
     import gradio as gr
 
-    from synartifact import spaces_utils
+    import synartifact.webui.events as ui_events
+    import synartifact.webui.models as ui_models
 
     secret = tmp_path / "srv" / "models" / "my-classifier"
-    monkeypatch.setenv(spaces_utils.ENV_CLASSIFIER, str(secret))
-    spaces_utils._classifier_for.cache_clear()
+    monkeypatch.setenv(ui_models.ENV_CLASSIFIER, str(secret))
+    ui_models.classifier_for.cache_clear()
     try:
-        with caplog.at_level(logging.ERROR, logger="synartifact.spaces_utils"):
+        with caplog.at_level(logging.ERROR, logger="synartifact.webui.models"):
             with pytest.raises(gr.Error) as info:
-                spaces_utils.user_errors(spaces_utils.get_classifier)()
+                ui_events.user_errors(ui_models.get_classifier)()
     finally:
-        spaces_utils._classifier_for.cache_clear()
+        ui_models.classifier_for.cache_clear()
     shown = info.value.message
     assert str(tmp_path) not in shown and "srv" not in shown, shown
-    assert "my-classifier" in shown and spaces_utils.ENV_CLASSIFIER in shown and "does not exist" in shown
+    assert "my-classifier" in shown and ui_models.ENV_CLASSIFIER in shown and "does not exist" in shown
     assert any(str(secret) in r.getMessage() for r in caplog.records)  # the server's log keeps the path
 
 
 def test_space_upload_error_is_not_an_image_only_when_decoding_fails(monkeypatch, tmp_path, caplog):
     import gradio as gr
 
-    from synartifact import spaces_utils
+    import synartifact.webui.inputs as ui_inputs
 
-    component = spaces_utils.validated_image()
+    component = ui_inputs.validated_image()
     upload = SimpleNamespace(path=str(tmp_path / "x.png"))
 
     def bug(*args, **kwargs):
         raise RuntimeError("a bug of ours")
 
-    monkeypatch.setattr(spaces_utils, "load_image", bug)
-    with caplog.at_level(logging.ERROR, logger="synartifact.spaces_utils"):
+    monkeypatch.setattr(ui_inputs, "load_image", bug)
+    with caplog.at_level(logging.ERROR, logger="synartifact.webui.inputs"):
         with pytest.raises(gr.Error) as info:
             component.preprocess(upload)
     assert "not an image" not in info.value.message and "not a problem with your image" in info.value.message
@@ -353,7 +354,7 @@ def test_space_upload_error_is_not_an_image_only_when_decoding_fails(monkeypatch
     def undecodable(*args, **kwargs):
         raise OSError("cannot identify image file")
 
-    monkeypatch.setattr(spaces_utils, "load_image", undecodable)
+    monkeypatch.setattr(ui_inputs, "load_image", undecodable)
     with pytest.raises(gr.Error) as info:
         component.preprocess(upload)
     assert "not an image" in info.value.message
@@ -439,6 +440,49 @@ def test_coco_iscrowd_regions_are_counted(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["dataset", "build", "--help"])
     assert "iscrowd" in capsys.readouterr().out
+
+
+def test_skip_crowd_leaves_coco_crowd_regions_out_and_counts_them(tmp_path, capsys):
+    """--skip-crowd: crowd regions are not imported; an image that had only those is left out (it is not clean)."""
+
+    images = tmp_path / "images"
+    coco = {
+        "images": [{"id": i, "file_name": _png(images / f"{i}.png").name} for i in range(5)],
+        "annotations": [
+            {"id": 1, "image_id": 0, "category_id": 7, "bbox": [2, 2, 10, 10], "iscrowd": 0},
+            {"id": 2, "image_id": 0, "category_id": 7, "bbox": [20, 20, 10, 10], "iscrowd": 1},
+            {"id": 3, "image_id": 1, "category_id": 7, "bbox": [2, 2, 20, 20], "iscrowd": 1},
+            {"id": 4, "image_id": 2, "category_id": 7, "bbox": [4, 4, 20, 20], "iscrowd": 1},
+        ],
+        "categories": [{"id": 7, "name": "localized_blur"}],
+    }
+    annotations = tmp_path / "coco.json"
+    annotations.write_text(json.dumps(coco))
+    out = tmp_path / "out"
+    argv = ["dataset", "build", "--format", "coco", "--annotations", str(annotations), "--images", str(images)]
+    assert main([*argv, "--out", str(out), "--skip-crowd", "--test-size", "0.4"]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "build_report.json").read_text())
+    # by hand: images 0, 3, 4 kept; 0 keeps its one ordinary region; 1 and 2 had crowd regions only
+    assert report["dropped"] == {
+        "COCO iscrowd regions (--skip-crowd)": 3,
+        "images whose regions were all iscrowd (--skip-crowd): not clean, so left out": 2,
+    }
+    assert report["crowd_regions"] == 0 and report["kept"] == 3
+    assert "dropped COCO iscrowd regions (--skip-crowd): 3" in printed
+    from synartifact.data import load_artifact_dataset
+
+    data = load_artifact_dataset(str(out))
+    rows = {row["image_id"]: row["artifacts"] for split in data.values() for row in split}
+    assert sorted(rows) == ["0", "3", "4"]
+    assert [a["bbox"] for a in rows["0"]] == [pytest.approx([2 / 48, 2 / 40, 12 / 48, 12 / 40])]
+    assert rows["3"] == rows["4"] == []
+    # without the flag the crowd regions are artifacts (counted), and the flag means nothing to other formats
+    assert main([*argv, "--out", str(tmp_path / "all")]) == 0
+    assert json.loads((tmp_path / "all" / "build_report.json").read_text())["crowd_regions"] == 3
+    jsonl = ["dataset", "build", "--format", "jsonl", "--annotations", str(annotations), "--images", str(images)]
+    assert main([*jsonl, "--out", str(tmp_path / "j"), "--skip-crowd"]) == 2
+    assert "--skip-crowd" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("alias", ["same path", "symlink"])

@@ -43,14 +43,17 @@ def _rows(dsdict):
 
 
 def _arts(row):
-    """[(slug, [x0, y0, x1, y1] rounded to 6 places, caption)] of a row."""
-    return [(get_kind(a["label"]).slug, [round(v, 6) for v in a["bbox"]], a["caption"]) for a in row["artifacts"]]
+    """[(slug or None for a kind-less artifact, [x0, y0, x1, y1] rounded to 6 places, caption)] of a row."""
+    return [
+        (None if a["label"] == -1 else get_kind(a["label"]).slug, [round(v, 6) for v in a["bbox"]], a["caption"])
+        for a in row["artifacts"]
+    ]
 
 
-def _kindless_reason(source):
+def _kindless_note(source):
     return (
-        f"{source} regions that have no artifact kind in this source: pass --kinds-from-captions to map them by "
-        f"keywords in their captions, or a --label-map ({source}_region=KIND)"
+        f"{source} regions kept without a kind (label -1): --kinds-from-captions or --label-map {source}_region=KIND "
+        "gives them one"
     )
 
 
@@ -219,19 +222,23 @@ def test_synthscars_every_record_and_box(tmp_path):
     assert sorted(rows) == ["test/images/d", "train/images/a", "train/images/b", "train/images/c"]
     assert ds["test"]["image_id"] == ["test/images/d"]
     a = rows["train/images/a"]
-    assert a["prompt"] == "a cat on a sofa" and a["artifacts"] == []  # no kind in the source: none invented
-    assert a["other_artifacts_caption"] == (
-        "the left hand: it has extra fingers; the tail: twisted; the sky: blurry patch; the grass"
-    )
+    assert a["prompt"] == "a cat on a sofa"
+    assert _arts(a) == [  # no kind in the source: none invented, the region kept (label -1)
+        (None, [0.1, 0.25, 0.3, 0.625], "the left hand: it has extra fingers"),  # see the kinds-from-captions build
+        (None, [0.4, 0.125, 0.6, 0.375], "the tail: twisted"),
+        (None, [0.9, 0.875, 1.0, 1.0], "the sky: blurry patch"),
+        (None, [0.0, 0.0, 0.05, 0.0625], "the grass"),  # (0,0) (5,0) (5,5): [0, 0, 5/100, 5/80]
+    ]
+    assert a["other_artifacts_caption"] == ""
     # b: the absolute path resolved by its name inside --images; its ref has a category: the preset maps it
     # polygon (0,0) (50,0) (50,40) on 100 x 80 -> [0/100, 0/80, 50/100, 40/80]
     assert _arts(rows["train/images/b"]) == [("distorted_components", [0.0, 0.0, 0.5, 0.5], "a bent chair")]
     assert rows["train/images/c"]["artifacts"] == []
-    assert report.dropped[_kindless_reason("synthscars")] == 4
+    assert report.notes[_kindless_note("synthscars")] == 4 and not report.dropped
     assert report.notes["synthscars absolute img_file_name resolved by its file name inside --images"] == 1
     assert report.notes["images found under another extension than the annotation's (.png / .jpg)"] == 1
     assert report.notes["synthscars refs with an empty explanation (caption: the sentence alone)"] == 2
-    assert report.polygon_boxes == 1 and report.clipped_boxes == 0
+    assert report.polygon_boxes == 5 and report.clipped_boxes == 1
 
     ds, _, report = build_dataset("synthscars", root, root, progress=False, kinds_from_captions=True)
     a = _rows(ds)["train/images/a"]
@@ -242,9 +249,11 @@ def test_synthscars_every_record_and_box(tmp_path):
         ("distorted_components", [0.4, 0.125, 0.6, 0.375], "the tail: twisted"),
         # (90,70)-(100.5,80.4): [0.9, 0.875, 1.005 -> 1, 1.005 -> 1], clipped
         ("localized_blur", [0.9, 0.875, 1.0, 1.0], "the sky: blurry patch"),
+        (None, [0.0, 0.0, 0.05, 0.0625], "the grass"),  # no keyword: kept without a kind
     ]
-    assert a["other_artifacts_caption"] == "the grass"
-    assert report.clipped_boxes == 1 and report.polygon_boxes == 4
+    assert a["other_artifacts_caption"] == ""
+    assert report.clipped_boxes == 1 and report.polygon_boxes == 5
+    assert report.notes[_kindless_note("synthscars")] == 1
     assert report.notes["synthscars regions given a kind by keywords in their caption (--kinds-from-captions)"] == 3
 
 
@@ -367,17 +376,21 @@ def test_loki_utf16_every_record_and_box(tmp_path):
     ds, rejected, report = build_dataset("loki", ann, imgs, progress=False)
     rows = _rows(ds)
     assert rejected == [] and sorted(rows) == ["fake/l1", "real/l2"]
-    assert rows["fake/l1"]["artifacts"] == []
-    assert rows["fake/l1"]["other_artifacts_caption"] == (
-        "odd colours overall; distorted hand, déformée; a strange thing"
-    )
+    assert _arts(rows["fake/l1"]) == [
+        (None, [0.1, 0.2, 0.4, 0.6], "distorted hand, déformée"),  # [x, y, w, h] = [10, 20, 30, 40] on 100 x 100
+        (None, [0.5, 0.5, 0.6, 0.6], "a strange thing"),  # [50, 50, 10, 10]
+    ]
+    assert rows["fake/l1"]["other_artifacts_caption"] == "odd colours overall"
     assert rows["real/l2"]["artifacts"] == [] and rows["real/l2"]["other_artifacts_caption"] == ""
-    assert report.dropped[_kindless_reason("loki")] == 2
+    assert report.notes[_kindless_note("loki")] == 2
     ds, _, report = build_dataset("loki", ann, imgs, progress=False, kinds_from_captions=True)
     l1 = _rows(ds)["fake/l1"]
     # [x, y, w, h] = [10, 20, 30, 40] -> [10/100, 20/100, 40/100, 60/100]
-    assert _arts(l1) == [("distorted_components", [0.1, 0.2, 0.4, 0.6], "distorted hand, déformée")]
-    assert l1["other_artifacts_caption"] == "odd colours overall; a strange thing"
+    assert _arts(l1) == [
+        ("distorted_components", [0.1, 0.2, 0.4, 0.6], "distorted hand, déformée"),
+        (None, [0.5, 0.5, 0.6, 0.6], "a strange thing"),
+    ]
+    assert l1["other_artifacts_caption"] == "odd colours overall"
     # a label map for the kind-less label takes the rest: [50/100, 50/100, 60/100, 60/100]
     ds, _, _ = build_dataset(
         "loki", ann, imgs, progress=False, kinds_from_captions=True, label_map="loki_region=abnormal_texture"
@@ -568,11 +581,11 @@ def test_richhf_heatmap_boxes_scores_and_bad_records(tmp_path):
         [0.5, 0.5, 1.0, 1.0],  # [256/512, 256/512, 512/512, 512/512]
         [0.019531, 0.585938, 0.023438, 0.589844],  # [10/512, 300/512, 12/512, 302/512], 8-connected
     ]
-    # without a map the regions have no kind: dropped, counted, and the image does not look clean
+    # without a map the regions have no kind: kept as kind-less artifacts, counted
     ds, _, report = build_dataset("richhf", ann, imgs, progress=False, skip_invalid=True)
     rh1 = _rows(ds)["pick/rh1"]
-    assert rh1["artifacts"] == [] and rh1["other_artifacts_caption"] == "an artifact region without a kind (richhf)"
-    assert report.dropped[_kindless_reason("richhf")] == 1
+    assert _arts(rh1) == [(None, [0.0, 0.0, 0.25, 0.125], "")] and rh1["other_artifacts_caption"] == ""
+    assert report.notes[_kindless_note("richhf")] == 1
 
 
 # --------------------------------------------------------------------------- PAL4VST
@@ -649,13 +662,16 @@ def test_cli_builds_each_format_into_a_loadable_folder(tmp_path, fmt, capsys):
     assert report["kept"] == n
     if fmt == "richhf":
         assert report["rejected"] == 2 and (out / "rejected.jsonl").is_file()
-        assert report["image_fields"]["pick/rh1"] == {"artifact_score": 0.75, "aesthetics_score": 0.5}
+        assert report["image_columns"] == ["aesthetics_score", "artifact_score"]
         rows = {r["image_id"]: r for split in ds.values() for r in split}
         assert len(rows["pick/rh1"]["artifacts"]) == 3
+        assert (rows["pick/rh1"]["artifact_score"], rows["pick/rh1"]["aesthetics_score"]) == (0.75, 0.5)
+        assert (rows["rh2"]["artifact_score"], rows["rh2"]["aesthetics_score"]) == (1.0, None)
     if fmt == "synthscars":
         card = (out / "README.md").read_text()
         assert "synthscars absolute img_file_name resolved by its file name inside --images | 1 |" in card
         rows = {r["image_id"]: r for split in ds.values() for r in split}
-        assert len(rows["train/images/a"]["artifacts"]) == 3  # --kinds-from-captions reached the importer
+        # --kinds-from-captions reached the importer: 3 refs given a kind, "the grass" kept without one
+        assert [a["label"] for a in rows["train/images/a"]["artifacts"]].count(-1) == 1
     printed = capsys.readouterr().out
     assert "Build report" in printed

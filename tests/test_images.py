@@ -227,7 +227,7 @@ def test_tiny_images_refused_by_the_spaces_and_sft_with_their_own_context(tmp_pa
     with pytest.raises(ValueError, match=r"Dataset record 'dot'.*Image 0: 64x1 pixels is too small.*at least 4 x 4"):
         to_sft_example({"image": Image.new("RGB", (64, 1)), "image_id": "dot", "artifacts": []})
     require_module("gradio", "the spaces extra: pip install 'synartifact[spaces]'")
-    from synartifact.spaces_utils import load_image
+    from synartifact.webui.inputs import load_image
 
     path = _png(Image.new("RGB", (2, 2)), tmp_path / "dot.png")
     for source in (path, Image.new("RGB", (2, 2))):
@@ -298,7 +298,7 @@ def _reward_images(image):
 
 def _spaces_image(image):
     require_module("gradio", "the spaces extra: pip install 'synartifact[spaces]'")
-    from synartifact.spaces_utils import load_image
+    from synartifact.webui.inputs import load_image
 
     return load_image(image)
 

@@ -10,7 +10,7 @@ PACKAGE = Path(synartifact.__file__).parent
 
 # Modules that may import synartifact.tiny: the tiny package itself and the opt-in offline defaults (build the
 # tiny model when its folder is missing), the demo and the Spaces' demo models.
-TINY_USERS = {"synartifact.sft", "synartifact.ddpo", "synartifact.demo.stages", "synartifact.spaces_utils"}
+TINY_USERS = {"synartifact.sft", "synartifact.ddpo", "synartifact.demo.stages", "synartifact.webui.tiny_models"}
 
 
 def _module_name(path: Path) -> str:

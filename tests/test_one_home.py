@@ -32,7 +32,7 @@ def test_reward_of_an_answer_by_hand():
 
 def test_space_repairer_and_reward_read_a_report_alike(monkeypatch):
     """The Space's number, the repairer's and ArtifactReward's generate mode are one rule: a report gives one value."""
-    from synartifact import spaces_utils
+    import synartifact.webui.display as ui_display
     from synartifact.reward import ArtifactReward
 
     class Scripted:
@@ -43,7 +43,7 @@ def test_space_repairer_and_reward_read_a_report_alike(monkeypatch):
 
     reward = ArtifactReward(Scripted(), mode="generate")
     report = _report("B) " + KINDS[1].name)
-    assert spaces_utils.report_reward(report) == reward.report_reward(report) == pytest.approx(12 / 13)
+    assert ui_display.report_reward(report) == reward.report_reward(report) == pytest.approx(12 / 13)
     from PIL import Image
 
     assert reward.score_images([Image.new("RGB", (8, 8))]) == [pytest.approx(12 / 13)]
@@ -89,3 +89,49 @@ def test_family_checks_by_type_name():
     assert model_computes_positions(SimpleNamespace(config=SimpleNamespace(model_type="qwen2_5_vl")))
     assert not model_computes_positions(SimpleNamespace(config=SimpleNamespace(model_type="llava")))
     assert not model_computes_positions(SimpleNamespace())
+
+
+def test_reward_settings_have_one_home():
+    """The reward settings' names, defaults, help and choices live in the DDPO script's fields; every command that
+    builds a reward offers exactly those as flags, and the functions take them by those names only."""
+    import argparse
+    from dataclasses import fields
+
+    import pytest
+
+    from synartifact.configs import DDPOScriptArguments
+    from synartifact.generator.evaluation import add_cli as add_evaluate_generator
+    from synartifact.reward import REWARD_SETTINGS, ArtifactReward, reward_config
+    from synartifact.reward_check import add_cli as add_reward_check
+    from synartifact.reward_check import run_reward_check
+
+    script_fields = {f.name: f for f in fields(DDPOScriptArguments)}
+    assert set(REWARD_SETTINGS) <= set(script_fields)
+    for add in (add_evaluate_generator, add_reward_check):
+        root = argparse.ArgumentParser()
+        parser = add(root.add_subparsers())
+        flags = {a.dest: a for a in parser._actions if a.dest.startswith(("reward_", "unparsable"))}
+        assert set(flags) == set(REWARD_SETTINGS), add.__module__
+        for name, action in flags.items():
+            assert action.default is None  # unset: the DDPO run's or ArtifactReward's value applies
+            assert script_fields[name].metadata["help"][:40] in action.help.replace("%%", "%")
+        assert flags["reward_mode"].choices == ["score", "generate"]
+        assert flags["reward_temperature"].type is float and flags["reward_batch_size"].type is int
+    with pytest.raises(TypeError, match="reward_sotf.*reward_soft"):
+        run_reward_check("x", "y", "z", reward_sotf=True)
+
+    class Stub:
+        mode, weights, soft, constrained, temperature, follow_lines = "score", {}, True, False, 2.0, False
+        unparsable_reward, batch_size = 0.0, 4
+
+    assert reward_config(Stub()) == {
+        "reward_mode": "score",
+        "reward_weights": {},
+        "reward_soft": True,
+        "reward_constrained": False,
+        "reward_temperature": 2.0,
+        "reward_follow_lines": False,
+        "unparsable_reward": 0.0,
+        "reward_batch_size": 4,
+    }
+    assert set(REWARD_SETTINGS.values()) <= set(ArtifactReward.__init__.__code__.co_varnames)

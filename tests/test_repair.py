@@ -267,15 +267,22 @@ def test_repair_command_writes_images_jsonl_and_grid(tmp_path, answering_classif
         image.save(folder / f"img{i}.png")
     _images(1)[0].save(folder / "photo.jpg")
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot an image")
+    # symbolic links: one inside --images is read; one leading outside is refused and reported, as the dataset
+    # builder refuses it (the same confinement rule)
+    (folder / "alias.png").symlink_to(folder / "img1.png")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    _images(1)[0].save(elsewhere / "secret.png")
+    (folder / "outside.png").symlink_to(elsewhere / "secret.png")
     out = tmp_path / "out"
     args = ["repair", "--classifier", str(answering_classifier), "--inpainter", str(inpainter_dir)]
     args += ["--images", str(folder), "--out", str(out), "--rounds", "1", "--num-inference-steps", "2"]
     assert cli.main(args) == 0
     printed = capsys.readouterr().out
-    assert "skipped broken.png" in printed
+    assert "skipped broken.png" in printed and "skipped outside.png" in printed
     rows = [json.loads(line) for line in (out / "repair.jsonl").read_text().splitlines()]
-    assert [r["image"] for r in rows] == ["img0.png", "img1.png", "photo.jpg"]
-    assert [r["output"] for r in rows] == ["img0.png", "img1.png", "photo.png"]  # lossless: pixels kept exact
+    assert [r["image"] for r in rows] == ["alias.png", "img0.png", "img1.png", "photo.jpg"]
+    assert [r["output"] for r in rows] == ["alias.png", "img0.png", "img1.png", "photo.png"]  # lossless: exact
     for row in rows:
         for key in ("kinds_before", "kinds_after", "reward_before", "reward_after", "rounds", "mask_area"):
             assert key in row, key
@@ -284,8 +291,17 @@ def test_repair_command_writes_images_jsonl_and_grid(tmp_path, answering_classif
         assert row["rounds"] == 1 and row["mask_area"] == 0.0 and row["reward_after"] == row["reward_before"]
     assert np.array_equal(np.asarray(Image.open(out / "img0.png")), np.asarray(Image.open(folder / "img0.png")))
     assert (out / "before_after.png").stat().st_size > 5000
-    skipped = [json.loads(line) for line in (out / "skipped.jsonl").read_text().splitlines()]
-    assert skipped[0]["image"] == "broken.png" and "not a readable image" in skipped[0]["reason"]
+    skipped = {
+        row["image"]: row["reason"] for row in map(json.loads, (out / "skipped.jsonl").read_text().splitlines())
+    }
+    assert sorted(skipped) == ["broken.png", "outside.png"] and "not a readable image" in skipped["broken.png"]
+    assert f"leads outside --images {folder}, to {elsewhere / 'secret.png'}" in skipped["outside.png"]
+    assert "--allow-outside-images" in skipped["outside.png"]
+    assert json.loads((out / "summary.json").read_text())["skipped"] == 2
+    from synartifact.repair.cli import _load_items
+
+    items, bad = _load_items(str(folder), "test", None, None, False, allow_outside_images=True)
+    assert "outside.png" in [item.name for item in items] and [row["image"] for row in bad] == ["broken.png"]
     assert cli.main(args) == 2  # the output exists: --overwrite
     assert "already exists" in capsys.readouterr().err
 

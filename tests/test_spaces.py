@@ -22,7 +22,12 @@ import pytest
 from conftest import ANSWER_NAMES, EXAMPLE, ROOT, free_port, stack_pins
 from PIL import Image
 
-from synartifact import spaces_utils
+import synartifact.webui.display as ui_display
+import synartifact.webui.examples as ui_examples
+import synartifact.webui.inputs as ui_inputs
+import synartifact.webui.models as ui_models
+import synartifact.webui.repair as ui_repair
+import synartifact.webui.tiny_models as ui_tiny
 from synartifact.report import Artifact, ArtifactReport
 
 # Starlette's own deprecation inside gradio's routes, not ours.
@@ -55,7 +60,7 @@ def _check_report_outputs(annotated, table, reward, summary) -> None:
     assert sorted(labels) == sorted(ANSWER_NAMES)
     for mask in annotated["annotations"]:
         assert Path(_path(mask["image"])).is_file()
-    assert table["headers"] == spaces_utils.TABLE_HEADERS
+    assert table["headers"] == ui_display.TABLE_HEADERS
     assert {row[0] for row in table["data"]} == ANSWER_NAMES
     assert {row[1] for row in table["data"]} == {"object-agnostic"}
     assert "(0.25, 0.10, 0.75, 0.55)" in {row[3] for row in table["data"]}
@@ -80,7 +85,7 @@ def test_classify_api_returns_boxes_table_reward_and_raw_answer(classify_client)
 def test_classify_loads_the_model_once_per_process(classify_client):
     classify_client.predict(_handle(EXAMPLE), api_name="/classify")
     classify_client.predict(_handle(EXAMPLE), api_name="/classify")
-    assert spaces_utils._classifier_for.cache_info().misses == 1
+    assert ui_models.classifier_for.cache_info().misses == 1
 
 
 def test_classify_converts_non_rgb_images(classify_client, tmp_path):
@@ -108,7 +113,7 @@ def _handle(path):
         (lambda p: p.write_bytes(b""), "not an image|empty"),
         (lambda p: Image.new("L", (9000, 16)).save(p), "too large"),
         (lambda p: Image.open(EXAMPLE).save(p) or p.write_bytes(p.read_bytes()[:-2000]), "corrupt|truncated|not an"),
-        (lambda p: p.write_bytes(os.urandom(spaces_utils.MAX_FILE_BYTES + 1)), "too large"),
+        (lambda p: p.write_bytes(os.urandom(ui_inputs.MAX_FILE_BYTES + 1)), "too large"),
     ],
     ids=["corrupt", "empty", "huge", "truncated", "file-too-large"],
 )
@@ -147,8 +152,8 @@ def test_repair_api_shows_before_after_and_keeps_the_original_when_the_reward_do
     with Image.open(_path(before["image"])) as shown_before, Image.open(_path(after["image"])) as shown_after:
         assert shown_before.size == Image.open(EXAMPLE).size
         assert np.array_equal(np.asarray(shown_before.convert("RGB")), np.asarray(shown_after.convert("RGB")))
-    assert spaces_utils.inpainter_source().tiny  # no SYNARTIFACT_INPAINTER: the tiny one, built offline
-    assert (Path(spaces_utils.inpainter_source().path) / "model_index.json").is_file()
+    assert ui_repair.inpainter_source().tiny  # no SYNARTIFACT_INPAINTER: the tiny one, built offline
+    assert (Path(ui_repair.inpainter_source().path) / "model_index.json").is_file()
 
 
 def test_repair_rejects_a_bad_file_with_a_message(classify_client, tmp_path):
@@ -165,35 +170,35 @@ def test_examples_follow_the_kinds_the_classifier_was_trained_on(monkeypatch, tm
     folder.mkdir()
     record = {"trained_kinds": ["unrealistic_lighting", "abnormal_texture", "illegible_letters"]}
     (folder / "sft_run.json").write_text(json.dumps(record))
-    monkeypatch.setenv(spaces_utils.ENV_CLASSIFIER, str(folder))
-    monkeypatch.setenv(spaces_utils.ENV_CACHE, str(tmp_path / "cache"))
-    kinds = spaces_utils.trained_kinds()
+    monkeypatch.setenv(ui_models.ENV_CLASSIFIER, str(folder))
+    monkeypatch.setenv(ui_tiny.ENV_CACHE, str(tmp_path / "cache"))
+    kinds = ui_examples.trained_kinds()
     assert kinds == ["illegible_letters", "unrealistic_lighting", "abnormal_texture"]  # taxonomy order
     bundled = ROOT / "spaces" / "classify" / "examples"
-    paths = spaces_utils.example_images(bundled, kinds)
+    paths = ui_examples.example_images(bundled, kinds)
     assert [p.stem.split("_", 1)[1] for p in paths] == kinds
     assert paths[0].parent == bundled and paths[1].parent == tmp_path / "cache" / "examples"
     assert Image.open(paths[1]).size == Image.open(paths[0]).size
-    notice = spaces_utils.kinds_notice(kinds)
+    notice = ui_examples.kinds_notice(kinds)
     assert "3 of the 13 kinds" in notice and "Unrealistic Lighting" in notice
     # no record of the kinds: every bundled example, and the page says the kinds are not known
     (folder / "sft_run.json").write_text("{}")
-    assert spaces_utils.trained_kinds() is None
-    assert len(spaces_utils.example_images(bundled, None)) == len(spaces_utils.EXAMPLE_SPECS)
-    assert "does not list" in spaces_utils.kinds_notice(None)
+    assert ui_examples.trained_kinds() is None
+    assert len(ui_examples.example_images(bundled, None)) == len(ui_examples.EXAMPLE_SPECS)
+    assert "does not list" in ui_examples.kinds_notice(None)
 
 
 def test_the_bundled_examples_cover_the_demo_classifiers_kinds(tmp_path):
     from synartifact.demo import DemoSettings
 
-    bundled = {kind for kind, _ in spaces_utils.EXAMPLE_SPECS}
+    bundled = {kind for kind, _ in ui_examples.EXAMPLE_SPECS}
     assert set(DemoSettings(out=Path("x")).kinds) <= bundled
     # written into an empty folder (write_examples keeps existing files): the bundled examples are exactly what it
-    # writes (after a change to the synthesis: spaces_utils.write_examples(<the examples folder>, overwrite=True))
+    # writes (after a change to the synthesis: ui_examples.write_examples(<the examples folder>, overwrite=True))
     folder = tmp_path / "examples"
-    written = spaces_utils.write_examples(folder)
+    written = ui_examples.write_examples(folder)
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        f"{i}_{kind}.png" for kind, i in spaces_utils.EXAMPLE_SPECS
+        f"{i}_{kind}.png" for kind, i in ui_examples.EXAMPLE_SPECS
     )
     for path in written:
         shipped = ROOT / "spaces" / "classify" / "examples" / path.name
@@ -201,20 +206,20 @@ def test_the_bundled_examples_cover_the_demo_classifiers_kinds(tmp_path):
         np.testing.assert_array_equal(np.asarray(Image.open(path)), np.asarray(Image.open(shipped)), err_msg=path.name)
     # an existing file is kept, unless overwrite
     Image.new("RGB", (8, 8)).save(written[0])
-    assert spaces_utils.write_examples(folder) == written and Image.open(written[0]).size == (8, 8)
-    spaces_utils.write_examples(folder, overwrite=True)
+    assert ui_examples.write_examples(folder) == written and Image.open(written[0]).size == (8, 8)
+    ui_examples.write_examples(folder, overwrite=True)
     assert Image.open(written[0]).size == (176, 176)
 
 
 def test_inpainter_source_from_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv(spaces_utils.ENV_CACHE, str(tmp_path))
-    monkeypatch.delenv(spaces_utils.ENV_INPAINTER, raising=False)
-    source = spaces_utils.inpainter_source()
+    monkeypatch.setenv(ui_tiny.ENV_CACHE, str(tmp_path))
+    monkeypatch.delenv(ui_repair.ENV_INPAINTER, raising=False)
+    source = ui_repair.inpainter_source()
     assert source.tiny and Path(source.path).parent == tmp_path
-    assert "untrained tiny inpainter" in spaces_utils.inpainter_notice(source)
-    monkeypatch.setenv(spaces_utils.ENV_INPAINTER, "org/inpainting")
-    assert spaces_utils.inpainter_source() == spaces_utils.ModelSource("org/inpainting", tiny=False)
-    assert "org/inpainting" in spaces_utils.inpainter_notice(spaces_utils.inpainter_source())
+    assert "untrained tiny inpainter" in ui_repair.inpainter_notice(source)
+    monkeypatch.setenv(ui_repair.ENV_INPAINTER, "org/inpainting")
+    assert ui_repair.inpainter_source() == ui_models.ModelSource("org/inpainting", tiny=False)
+    assert "org/inpainting" in ui_repair.inpainter_notice(ui_repair.inpainter_source())
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -244,7 +249,7 @@ def test_generate_api_gives_both_sides_from_one_seed(generate_client):
     [
         ("", 0, 2, 5.0, "empty"),
         ("   \n ", 0, 2, 5.0, "empty"),
-        ("x" * (spaces_utils.MAX_PROMPT_CHARS + 1), 0, 2, 5.0, "too long"),
+        ("x" * (ui_inputs.MAX_PROMPT_CHARS + 1), 0, 2, 5.0, "too long"),
         ("a cat", -1, 2, 5.0, "seed"),
         # The sliders' own bounds check answers first (gradio's message names the bound).
         ("a cat", 0, 0, 5.0, "steps|less than minimum"),
@@ -269,15 +274,15 @@ def test_generate_rejects_bad_settings_and_stays_up(generate_client, prompt, see
 def test_load_image_checks(tmp_path):
     path = tmp_path / "palette.png"
     Image.new("P", (20, 10)).save(path)
-    assert spaces_utils.load_image(path).mode == "RGB"
+    assert ui_inputs.load_image(path).mode == "RGB"
     with pytest.raises(ValueError, match="too large"):
-        spaces_utils.load_image(Image.new("RGB", (100, 100)), max_pixels=5000)
+        ui_inputs.load_image(Image.new("RGB", (100, 100)), max_pixels=5000)
     with pytest.raises(ValueError, match="upload an image"):
-        spaces_utils.load_image(None)
-    assert spaces_utils.validate_prompt("  a   cat \n") == "a cat"
-    assert spaces_utils.validate_generation_settings("4", 20.0, 7) == (4, 20, 7.0)
+        ui_inputs.load_image(None)
+    assert ui_inputs.validate_prompt("  a   cat \n") == "a cat"
+    assert ui_inputs.validate_generation_settings("4", 20.0, 7) == (4, 20, 7.0)
     with pytest.raises(ValueError, match="numbers"):
-        spaces_utils.validate_generation_settings(None, 20, 7)
+        ui_inputs.validate_generation_settings(None, 20, 7)
 
 
 def test_annotations_and_table_from_a_report():
@@ -290,40 +295,40 @@ def test_annotations_and_table_from_a_report():
         ],
         raw_text="...",
     )
-    shown, boxes = spaces_utils.annotations(report, image)
+    shown, boxes = ui_display.annotations(report, image)
     assert shown is image
     assert boxes == [((20, 20, 100, 100), "Localized Blur"), ((180, 90, 181, 91), "Localized Blur")]
-    rows = spaces_utils.report_table(report)
+    rows = ui_display.report_table(report)
     assert rows[0] == ["Localized Blur", "object-agnostic", "blurred", "(0.10, 0.20, 0.50, 1.20)"]
     assert rows[1] == ["Unrealistic Lighting", "lighting", "", ""]
-    assert spaces_utils.report_reward(ArtifactReport(raw_text="None")) == 1.0
-    assert spaces_utils.report_reward(ArtifactReport(raw_text="gibberish")) == 0.0
-    assert spaces_utils.report_reward(report) == pytest.approx(1 - 2 / 13)
+    assert ui_display.report_reward(ArtifactReport(raw_text="None")) == 1.0
+    assert ui_display.report_reward(ArtifactReport(raw_text="gibberish")) == 0.0
+    assert ui_display.report_reward(report) == pytest.approx(1 - 2 / 13)
 
 
 def test_notice_says_when_models_are_untrained():
-    tiny = spaces_utils.ModelSource("/cache/tiny", tiny=True)
-    real = spaces_utils.ModelSource("org/classifier", tiny=False)
-    assert "Untrained demo models" in spaces_utils.demo_notice(real, tiny)
-    assert "Untrained" not in spaces_utils.demo_notice(real)
+    tiny = ui_models.ModelSource("/cache/tiny", tiny=True)
+    real = ui_models.ModelSource("org/classifier", tiny=False)
+    assert "Untrained demo models" in ui_models.demo_notice(real, tiny)
+    assert "Untrained" not in ui_models.demo_notice(real)
 
 
 def test_notice_names_local_models_by_folder_name_only(tmp_path):
     folder = tmp_path / "outputs" / "demo" / "classifier"
     folder.mkdir(parents=True)
     for source, shown in [
-        (spaces_utils.ModelSource(str(folder), tiny=False), "`classifier`"),
-        (spaces_utils.ModelSource(str(folder) + "/", tiny=False), "`classifier`"),
-        (spaces_utils.ModelSource("outputs/demo/lora", tiny=False), "`lora`"),
-        (spaces_utils.ModelSource("org/classifier", tiny=False), "`org/classifier`"),
+        (ui_models.ModelSource(str(folder), tiny=False), "`classifier`"),
+        (ui_models.ModelSource(str(folder) + "/", tiny=False), "`classifier`"),
+        (ui_models.ModelSource("outputs/demo/lora", tiny=False), "`lora`"),
+        (ui_models.ModelSource("org/classifier", tiny=False), "`org/classifier`"),
     ]:
-        notice = spaces_utils.demo_notice(source)
+        notice = ui_models.demo_notice(source)
         assert shown in notice, notice
         assert str(tmp_path) not in notice and "outputs/demo" not in notice
 
 
 def test_classify_page_and_api_show_no_server_path_of_the_model(classify_url, classify_client):
-    folder = os.environ[spaces_utils.ENV_CLASSIFIER]
+    folder = os.environ[ui_models.ENV_CLASSIFIER]
     assert os.path.isabs(folder) and Path(folder).is_dir()
     config = urllib.request.urlopen(f"{classify_url}config", timeout=30).read().decode()
     page = urllib.request.urlopen(classify_url, timeout=30).read().decode()
@@ -340,18 +345,18 @@ def test_classify_page_and_api_show_no_server_path_of_the_model(classify_url, cl
 
 
 def test_generator_sources_from_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv(spaces_utils.ENV_CACHE, str(tmp_path))
-    monkeypatch.delenv(spaces_utils.ENV_GENERATOR_BASE, raising=False)
-    monkeypatch.delenv(spaces_utils.ENV_GENERATOR_LORA, raising=False)
-    base, lora = spaces_utils.generator_sources()
+    monkeypatch.setenv(ui_tiny.ENV_CACHE, str(tmp_path))
+    monkeypatch.delenv(ui_models.ENV_GENERATOR_BASE, raising=False)
+    monkeypatch.delenv(ui_models.ENV_GENERATOR_LORA, raising=False)
+    base, lora = ui_models.generator_sources()
     assert base.tiny and lora.tiny and Path(base.path).parent == tmp_path
-    monkeypatch.setenv(spaces_utils.ENV_GENERATOR_BASE, "org/sd")
-    assert spaces_utils.generator_sources() == (spaces_utils.ModelSource("org/sd", tiny=False), None)
-    monkeypatch.setenv(spaces_utils.ENV_GENERATOR_LORA, "org/lora")
-    assert spaces_utils.generator_sources()[1] == spaces_utils.ModelSource("org/lora", tiny=False)
-    monkeypatch.delenv(spaces_utils.ENV_GENERATOR_BASE)
-    with pytest.raises(ValueError, match=spaces_utils.ENV_GENERATOR_BASE):
-        spaces_utils.generator_sources()
+    monkeypatch.setenv(ui_models.ENV_GENERATOR_BASE, "org/sd")
+    assert ui_models.generator_sources() == (ui_models.ModelSource("org/sd", tiny=False), None)
+    monkeypatch.setenv(ui_models.ENV_GENERATOR_LORA, "org/lora")
+    assert ui_models.generator_sources()[1] == ui_models.ModelSource("org/lora", tiny=False)
+    monkeypatch.delenv(ui_models.ENV_GENERATOR_BASE)
+    with pytest.raises(ValueError, match=ui_models.ENV_GENERATOR_BASE):
+        ui_models.generator_sources()
 
 
 def test_importing_an_app_loads_no_model(tmp_path):
@@ -362,8 +367,8 @@ def test_importing_an_app_loads_no_model(tmp_path):
         "assert m.build_demo() is not None\n"
         "print(sorted(k for k in ('torch', 'diffusers', 'synartifact.classifier') if k in sys.modules))\n"
     )
-    env = {**os.environ, spaces_utils.ENV_CACHE: str(tmp_path / "empty-cache")}
-    env.pop(spaces_utils.ENV_CLASSIFIER, None)
+    env = {**os.environ, ui_tiny.ENV_CACHE: str(tmp_path / "empty-cache")}
+    env.pop(ui_models.ENV_CLASSIFIER, None)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "diffusers" not in out.stdout and "synartifact.classifier" not in out.stdout
@@ -382,9 +387,9 @@ def test_python_app_py_honours_gradio_server_port(tmp_path):
         "GRADIO_SERVER_NAME": "127.0.0.1",
         "GRADIO_SERVER_PORT": str(port),
         "GRADIO_ANALYTICS_ENABLED": "False",
-        spaces_utils.ENV_CACHE: str(tmp_path / "cache"),
+        ui_tiny.ENV_CACHE: str(tmp_path / "cache"),
     }
-    env.pop(spaces_utils.ENV_CLASSIFIER, None)
+    env.pop(ui_models.ENV_CLASSIFIER, None)
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "spaces" / "classify" / "app.py")],
         env=env,
@@ -430,3 +435,18 @@ def test_space_folders_have_a_spaces_header_and_pinned_requirements(name):
     assert pinned["gradio"] == latest["gradio"] and pinned["trl"] == latest["trl"] == "0.23.1"
     assert {k: v for k, v in pinned.items() if k in latest} == {k: v for k, v in latest.items() if k in pinned}
     assert len(set(pinned) & set(latest)) >= 8, "the Space pins the stack it was tested on"
+
+
+def test_the_shared_space_code_lives_in_one_module_per_purpose():
+    """What `spaces/*/app.py` import exists where each module says it does, and the old catch-all module is gone."""
+    import importlib
+    import importlib.util
+
+    for part in ("inputs", "events", "models", "tiny_models", "display", "examples", "repair"):
+        module = importlib.import_module(f"synartifact.webui.{part}")
+        missing = [name for name in module.__all__ if not hasattr(module, name)]
+        assert module.__all__ and not missing, (part, missing)
+    assert importlib.util.find_spec("synartifact.spaces_utils") is None
+    for app in ("classify", "generate"):
+        text = (ROOT / "spaces" / app / "app.py").read_text(encoding="utf-8")
+        assert "spaces_utils" not in text and "from synartifact.webui." in text, app

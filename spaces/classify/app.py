@@ -13,28 +13,13 @@ from pathlib import Path
 
 import gradio as gr
 
-from synartifact.spaces_utils import (
-    KIND_COLORS,
-    MAX_FILE_BYTES,
-    TABLE_HEADERS,
-    analyse,
-    annotations,
-    classifier_source,
-    demo_notice,
-    example_images,
-    gpu,
-    inpainter_notice,
-    inpainter_source,
-    kinds_notice,
-    load_image,
-    repair_summary,
-    report_summary,
-    report_table,
-    trained_kinds,
-    user_errors,
-    validated_image,
-)
-from synartifact.spaces_utils import repair as repair_image
+from synartifact.webui.display import KIND_COLORS, TABLE_HEADERS, analyse, annotations, report_summary, report_table
+from synartifact.webui.events import gpu, user_errors
+from synartifact.webui.examples import example_images, kinds_notice, trained_kinds
+from synartifact.webui.inputs import MAX_FILE_BYTES, load_image, validated_image
+from synartifact.webui.models import classifier_source, demo_notice
+from synartifact.webui.repair import inpainter_notice, inpainter_source, repair_summary
+from synartifact.webui.repair import repair as repair_image
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"

@@ -12,23 +12,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from synartifact.spaces_utils import (
-    KIND_COLORS,
-    MAX_PROMPT_CHARS,
-    TABLE_HEADERS,
-    analyse,
-    annotations,
-    classifier_source,
-    demo_notice,
-    generator_sources,
-    get_generator,
-    gpu,
-    report_summary,
-    report_table,
-    user_errors,
-    validate_generation_settings,
-    validate_prompt,
-)
+from synartifact.webui.display import KIND_COLORS, TABLE_HEADERS, analyse, annotations, report_summary, report_table
+from synartifact.webui.events import gpu, user_errors
+from synartifact.webui.inputs import MAX_PROMPT_CHARS, validate_generation_settings, validate_prompt
+from synartifact.webui.models import classifier_source, demo_notice, generator_sources, get_generator
 
 DESCRIPTION = """# SynArtifact: base vs. refined generator
 One prompt, one seed, two generators: the base Stable Diffusion and the same model refined with DDPO on the

@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import os
-import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
@@ -29,7 +28,6 @@ __all__ = [
     "CARD_RECORD",
     "cards_dir",
     "classifier_results_table",
-    "final_output_dir",
     "hub_card_data",
     "installed_version",
     "record_classifier_evaluation",
@@ -43,8 +41,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CARD_RECORD = "synartifact_card.json"
-# `<name>.tmp-<suffix>` (utils.atomic_dir) and `.<name>.tmp-<pid>` (the demo's stage folders)
-_TMP_NAME = re.compile(r"\.?(?P<name>.+?)\.tmp-[A-Za-z0-9_]+")
 
 
 def cards_dir() -> Path:
@@ -87,17 +83,6 @@ def render_model_card(template: str, card_data: dict[str, Any], **context: Any) 
         ]
     data = ModelCardData(**card_data)
     return str(ModelCard.from_template(data, template_path=str(_template(template)), **context))
-
-
-def final_output_dir(path: str | os.PathLike) -> Path:
-    """The folder an output ends up in: ``path`` itself, or the final name of a temporary ``<name>.tmp-*`` folder.
-
-    Training scripts may write into a temporary folder that is renamed when complete; the card must name the
-    folder (or Hub repo) users will load, not the temporary one.
-    """
-    path = Path(path)
-    match = _TMP_NAME.fullmatch(path.name)
-    return path.with_name(match["name"]) if match else path
 
 
 def hub_card_data(
@@ -350,23 +335,17 @@ def _judge_lines(metrics: Mapping[str, Any]) -> list[str]:
         "| this model artifact rate | " + " | ".join(_rate(s["refined"]) for s in sides) + " |",
         "",
     ]
-    reward_gain, judge_gain = gains
     if config.get("independent") is False:
         lines.append("The judge is the training reward's own classifier: it is not independent and confirms nothing.")
-    elif reward_gain is None or judge_gain is None:
-        lines.append("With no seed spread (one seed?) a gain cannot be weighed against seed noise.")
-    elif judge_gain > 2 and reward_gain > 2:
-        lines.append("The judge confirms the gain: its gain exceeds twice the seed spread.")
-    elif judge_gain > 2:
-        lines.append("The judge sees a gain beyond seed noise that the training reward does not.")
-    elif reward_gain > 2:
-        lines.append(
-            "The judge does not confirm the gain: it shows under the training reward only, the sign of reward "
-            "hacking (the generator learned to please the reward's classifier)."
-        )
-    else:
-        lines.append("Neither gain exceeds twice the seed spread: no gain beyond seed noise.")
     return lines
+
+
+def _verdict_lines(metrics: Mapping[str, Any]) -> list[str]:
+    """The run's computed verdict (``metrics["verdict"]``, else computed from ``metrics``), as the reports show it."""
+    from synartifact.generator.verdict import compute_verdict, verdict_markdown
+
+    verdict = metrics.get("verdict") if isinstance(metrics.get("verdict"), Mapping) else compute_verdict(metrics)
+    return verdict_markdown(verdict)
 
 
 def _generator_table(metrics: Mapping[str, Any]) -> str:
@@ -383,6 +362,7 @@ def _generator_table(metrics: Mapping[str, Any]) -> str:
         verdict = "exceeds" if gain > 2 * spread else "does not exceed"
         lines += ["", f"The reward gain {gain:+.4f} {verdict} twice the larger seed spread ({2 * spread:.4f})."]
         lines += _judge_lines(metrics)
+        lines += ([] if lines[-1] == "" else [""]) + _verdict_lines(metrics)
     return "\n".join(lines)
 
 

@@ -76,3 +76,21 @@ def align_mm_token_type_ids(collator: Any, processor: Any) -> Any:
         return batch
 
     return collate
+
+
+def image_token_features(model: Any, inputs: dict, num_images: int) -> Any:
+    """The image tokens the language model reads (after the projector) as one ``[num_images, tokens, hidden]`` tensor.
+
+    ``get_image_features`` returns a tensor or a list per image (transformers 4.57: LLaVA a list of ``[tokens,
+    hidden]``, Idefics3 ``[images, tokens, hidden]``, Qwen2-VL a tuple per image) or, from 5.0, an output object whose
+    ``pooler_output`` holds them (Idefics3: one ``[images * tokens, hidden]`` tensor in a list)."""
+    import torch
+
+    pixel_values = inputs["pixel_values"]
+    extra = {k: v for k, v in inputs.items() if k != "pixel_values"}
+    out = model.get_image_features(pixel_values, **extra)
+    if not torch.is_tensor(out) and not isinstance(out, (list, tuple)):
+        out = out.pooler_output
+    if isinstance(out, (list, tuple)):
+        out = torch.cat([t.reshape(-1, t.shape[-1]) for t in out])
+    return out.reshape(num_images, -1, out.shape[-1])

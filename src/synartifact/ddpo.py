@@ -293,11 +293,12 @@ def _write_card(
 ) -> None:
     """The model card: the reward and its terms, the judge (when one was used), the training reward per epoch and
     the installed TRL / diffusers / torch versions. ``judge_summary`` is ``BestByJudge.summary()``."""
-    from synartifact.cards import final_output_dir, hub_card_data, installed_version, save_model_card
+    from synartifact.cards import hub_card_data, installed_version, save_model_card
     from synartifact.generator.guards import check_reward_funcs
+    from synartifact.utils import final_path
 
     # the card names the folder users load (not a temporary one being written) or the Hub repo
-    repo_id = args.hub_model_id or str(final_output_dir(out))
+    repo_id = args.hub_model_id or str(final_path(out))
     card_data = hub_card_data(
         model_name=Path(repo_id).name,
         library_name="diffusers",
@@ -450,9 +451,12 @@ def _get_trainer(config: Any, recorder: EpochRecorder, prompts: list[str], pipel
 
 def _write_summary(out: Path, args: DDPOScriptArguments, config: Any, summary: dict) -> None:
     """``ddpo_summary.json``: ``summary`` (rewards, timing, prompts) with the script's and TRL's settings."""
+    from synartifact.utils import final_path
+
     summary = dict(
         summary,
-        script_args=vars(args),
+        # the folder users load, not the temporary one a caller (the demo) may run the script into
+        script_args={**vars(args), "output_dir": str(final_path(args.output_dir))},
         ddpo_config={k: v for k, v in vars(config).items() if isinstance(v, (int, float, str, bool, type(None)))},
     )
     (out / "ddpo_summary.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -462,9 +466,13 @@ def _push_to_hub(out: Path, repo_id: str) -> None:
     """Upload the output folder (without checkpoints, temporary files or a fallback classifier) to ``repo_id``."""
     from huggingface_hub import create_repo, upload_folder
 
+    from synartifact.utils import TMP_MARK
+
     create_repo(repo_id, exist_ok=True)
     upload_folder(
-        repo_id=repo_id, folder_path=str(out), ignore_patterns=["checkpoints/*", ".*", f"{TINY_CLASSIFIER}/*"]
+        repo_id=repo_id,
+        folder_path=str(out),
+        ignore_patterns=["checkpoints/*", ".*", f"*{TMP_MARK}*", f"{TINY_CLASSIFIER}/*"],
     )
     logger.info("Pushed to https://huggingface.co/%s", repo_id)
 

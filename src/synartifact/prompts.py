@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from synartifact.data.schema import KINDLESS
 from synartifact.images import to_rgb
 from synartifact.report import Artifact
 from synartifact.taxonomy import KINDS, SLUGS, ArtifactKind, get_kind, normalize_name
@@ -40,6 +41,7 @@ __all__ = [
     "build_messages",
     "build_question",
     "canonical_artifacts",
+    "has_kindless",
     "normalize_caption",
     "option_letter",
     "parse_answer",
@@ -130,6 +132,11 @@ def _as_artifact(item: Any) -> Artifact:
             )
         if isinstance(key, str) and key.strip().isdigit():
             key = int(key)
+        if key == KINDLESS:
+            raise ValueError(
+                "an artifact has no kind (label -1): the answer names a kind per artifact, so a row with a kind-less "
+                "artifact cannot be rendered (synartifact sft leaves such rows out; see has_kindless)"
+            )
         bbox = item.get("bbox")
         return Artifact(
             get_kind(key).slug, tuple(float(v) for v in bbox) if bbox is not None else None, item.get("caption")
@@ -363,6 +370,20 @@ def _row_artifacts(row: Mapping, where: str) -> list:
         keys = list(arts)
         arts = [dict(zip(keys, values)) for values in zip(*(arts[k] for k in keys))]
     return list(arts)
+
+
+def has_kindless(artifacts: Any) -> bool:
+    """Whether a row's ``artifacts`` (a list of dicts, or the dict of lists a Sequence feature gives) hold a kind-less
+    artifact (label -1).
+
+    Such a row is left out of SFT: the answer names one kind per artifact, and answering only the other kinds (or
+    ``None`` when all are kind-less) would teach the model to miss a region that is there.
+    """
+    if isinstance(artifacts, Mapping):
+        labels = artifacts.get("label") or []
+    else:
+        labels = [a.get("label") if isinstance(a, Mapping) else getattr(a, "kind", "") for a in artifacts or []]
+    return any(label == KINDLESS or label is None for label in labels)  # None: an Artifact(kind=None)
 
 
 def to_sft_example(row: Mapping, mode: str = "labels", image_size: int | None = None) -> dict:

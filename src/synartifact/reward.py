@@ -63,6 +63,8 @@ __all__ = [
     "ArtifactReward",
     "REWARD_MODES",
     "REWARD_SETTINGS",
+    "check_reward_options",
+    "reward_config",
     "parse_weights",
     "images_to_pil",
     "reward_from_kinds",
@@ -521,8 +523,10 @@ class ArtifactReward:
         return chosen, presence, bad
 
 
-# Script setting (a DDPOScriptArguments field, an `evaluate-generator` option, a key of a DDPO run's summary) ->
-# ArtifactReward keyword argument.
+# The reward settings, by their script names -> ArtifactReward keyword argument. Their defaults, help texts and
+# choices live in one place, the DDPO script's fields (synartifact.configs.DDPOScriptArguments); the command-line
+# flags (`add_reward_arguments`), the functions that take them (`evaluate_generator`, `run_reward_check`, through
+# `check_reward_options`) and the records of a reward's settings (`reward_config`) are all derived from this table.
 REWARD_SETTINGS: dict[str, str] = {
     "reward_mode": "mode",
     "reward_weights": "weights",
@@ -533,6 +537,16 @@ REWARD_SETTINGS: dict[str, str] = {
     "unparsable_reward": "unparsable_reward",
     "reward_batch_size": "batch_size",
 }
+
+
+def check_reward_options(options: Mapping[str, Any], where: str) -> None:
+    """Refuse keyword arguments that are not reward settings, naming them and the valid ones."""
+    unknown = sorted(set(options) - set(REWARD_SETTINGS))
+    if unknown:
+        raise TypeError(
+            f"{where}() got unexpected keyword argument(s) {', '.join(unknown)}: the reward settings are "
+            f"{', '.join(REWARD_SETTINGS)}."
+        )
 
 
 def reward_settings(*sources: Mapping[str, Any]) -> dict[str, Any]:
@@ -550,29 +564,39 @@ def reward_settings(*sources: Mapping[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-# The command-line flags of the reward settings, shared by every command that builds an ArtifactReward.
-_REWARD_FLAGS: tuple[tuple[str, dict[str, Any], str], ...] = (
-    ("--reward-mode", {"choices": ["score", "generate"]}, "how the classifier is read (score: one forward pass)"),
-    ("--reward-weights", {}, "per-kind weights, e.g. 'awkward_facial_expression=2' (all 1 when not given)"),
-    ("--reward-soft", {"action": "bool"}, "score mode: kind probabilities in the reward, not hard labels"),
-    ("--reward-constrained", {"action": "bool"}, "score mode: compare only the answer's allowed tokens"),
-    ("--reward-temperature", {"type": float}, "score mode with --reward-soft: temperature (> 0); > 1 softer"),
-    ("--reward-follow-lines", {"action": "bool"}, "score mode: read every answer line, not only the first"),
-)
+def reward_config(reward: Any) -> dict[str, Any]:
+    """A reward's settings by their script names (as :data:`REWARD_SETTINGS`), for the records that describe it."""
+    return {setting: getattr(reward, name, None) for setting, name in REWARD_SETTINGS.items()}
+
+
+def _reward_fields() -> list:
+    from dataclasses import fields
+
+    from synartifact.configs import DDPOScriptArguments
+
+    by_name = {f.name: f for f in fields(DDPOScriptArguments)}
+    return [by_name[name] for name in REWARD_SETTINGS]
 
 
 def add_reward_arguments(parser: Any, default: str = "ArtifactReward's") -> None:
-    """Add the ``--reward-*`` flags (each ``None`` when not given, for :func:`reward_settings`) to an argparse
-    parser; ``default`` says in the help where unset settings come from."""
+    """Add a ``--reward-*`` flag per reward setting (each ``None`` when not given, for :func:`reward_settings`) to an
+    argparse parser, with the DDPO script's help text and choices; ``default`` says in the help where unset
+    settings come from."""
     import argparse
 
-    for flag, options, help_text in _REWARD_FLAGS:
-        kwargs = dict(options)
-        if kwargs.pop("action", None) == "bool":
+    for f in _reward_fields():
+        kwargs: dict[str, Any] = {}
+        if isinstance(f.default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif isinstance(f.default, (int, float)):
+            kwargs["type"] = type(f.default)
+        if "choices" in f.metadata:
+            kwargs["choices"] = list(f.metadata["choices"])
+        help_text = f.metadata.get("help", "").replace("%", "%%")
+        flag = "--" + f.name.replace("_", "-")
         parser.add_argument(flag, default=None, help=f"{help_text} (default: {default})", **kwargs)
 
 
 def reward_arguments(args: Any) -> dict[str, Any]:
-    """The ``reward_*`` settings an argparse namespace holds (those :func:`add_reward_arguments` added)."""
-    return {flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_")) for flag, _, _ in _REWARD_FLAGS}
+    """The reward settings an argparse namespace holds (those :func:`add_reward_arguments` added)."""
+    return {setting: getattr(args, setting) for setting in REWARD_SETTINGS}

@@ -224,7 +224,7 @@ def _kinds_in(splits: Any, split: str | None) -> list[str] | None:
     if split is None or not isinstance(splits, Mapping) or split not in splits:
         return None
     labels = {a["label"] for arts in splits[split].select_columns(["artifacts"])["artifacts"] for a in arts}
-    return [SLUGS[i] for i in sorted(labels)]
+    return [SLUGS[i] for i in sorted(labels) if i >= 0]  # -1: a kind-less artifact names no kind
 
 
 def _plot_per_kind(metrics: Mapping[str, Any], path: Path) -> None:
@@ -354,39 +354,26 @@ def run_reward_check(
     max_images: int | None = None,
     kinds: Sequence[str] | str | None = None,
     seed: int = 0,
-    reward_mode: str | None = None,
-    reward_weights: Any = None,
-    reward_soft: bool | None = None,
-    reward_constrained: bool | None = None,
-    reward_temperature: float | None = None,
-    reward_follow_lines: bool | None = None,
-    unparsable_reward: float | None = None,
-    reward_batch_size: int | None = None,
     overwrite: bool = False,
     device: str | None = None,
+    **reward_options: Any,
 ) -> dict[str, Any]:
     """Pair accuracy of ``reward`` on the clean images of ``dataset``'s ``split``; writes ``out`` and returns metrics.
 
     ``reward`` is a classifier folder or Hub id, an ``ArtifactClassifier`` or an ``ArtifactReward`` (then the
     ``reward_*`` settings must be left at ``None``); ``dataset`` a dataset folder, Hub id, ``DatasetDict`` or split.
+    ``reward_options``: the reward settings by their script names (:data:`synartifact.reward.REWARD_SETTINGS`, e.g.
+    ``reward_mode="score", reward_soft=True``); unset ones keep ArtifactReward's defaults.
     """
-    from synartifact.reward import ArtifactReward, reward_settings
+    from synartifact.reward import ArtifactReward, check_reward_options, reward_settings
+
+    check_reward_options(reward_options, "run_reward_check")
 
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists: choose another output folder or pass --overwrite.")
     kinds = parse_kinds(kinds)
-    given = {
-        "reward_mode": reward_mode,
-        "reward_weights": reward_weights,
-        "reward_soft": reward_soft,
-        "reward_constrained": reward_constrained,
-        "reward_temperature": reward_temperature,
-        "reward_follow_lines": reward_follow_lines,
-        "unparsable_reward": unparsable_reward,
-        "reward_batch_size": reward_batch_size,
-    }
-    settings = reward_settings(given)
+    settings = reward_settings(reward_options)
     if isinstance(reward, ArtifactReward):
         if settings:
             raise ValueError(f"reward is an ArtifactReward already: set {sorted(settings)} on it, not here.")

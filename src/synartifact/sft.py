@@ -53,12 +53,12 @@ from transformers import AutoModelForImageTextToText, set_seed
 from trl import SFTTrainer as TRLSFTTrainer
 from trl import TrlParser
 
-from synartifact.cards import classifier_results_table, final_output_dir, hub_card_data, save_model_card
+from synartifact.cards import classifier_results_table, hub_card_data, save_model_card
 from synartifact.checkpoints import file_problem, newest_complete, numbered_folders
 from synartifact.compat import align_mm_token_type_ids
 from synartifact.configs import SFTModelArguments, SFTScriptArguments, SFTTrainingArguments
 from synartifact.prompts import ANSWER_MODES, render_answer, to_sft_example
-from synartifact.utils import is_local_path
+from synartifact.utils import final_path, is_local_path
 
 __all__ = [
     "main",
@@ -123,12 +123,38 @@ def load_sft_datasets(script_args: SFTScriptArguments, training_args: SFTTrainin
     out = {}
     for name, (split, limit) in wanted.items():
         part = select_split(splits, split, f"Dataset {script_args.dataset_name}")
+        part = _without_kindless(part, f"{script_args.dataset_name} ({split})")
         if limit is not None:
             part = part.select(range(min(int(limit), len(part))))
         out[name] = part.map(
             convert, remove_columns=part.column_names, num_proc=num_proc, desc=f"QA template ({split})"
         )
     return out.get("train"), out.get("test")
+
+
+def _without_kindless(part: Any, where: str) -> Any:
+    """The rows of a split without a kind-less artifact (label -1); how many were left out is logged. The answer
+    names a kind per artifact (:func:`synartifact.prompts.has_kindless` says why such rows are not trained on)."""
+    from synartifact.prompts import has_kindless
+
+    flags = [has_kindless(arts) for arts in part.select_columns(["artifacts"])["artifacts"]]
+    if not any(flags):
+        return part
+    keep = [i for i, flag in enumerate(flags) if not flag]
+    if not keep:
+        raise ValueError(
+            f"Dataset {where}: all {len(flags)} rows have an artifact without a kind (label -1), which the answer "
+            "cannot name; build it with --kinds-from-captions or --label-map SOURCE_region=KIND, or merge it with "
+            "a dataset whose artifacts have kinds."
+        )
+    logger.warning(
+        "Dataset %s: %d of %d rows left out of SFT: they have an artifact without a kind (label -1), which the "
+        "answer cannot name.",
+        where,
+        len(flags) - len(keep),
+        len(flags),
+    )
+    return part.select(keep)
 
 
 def trained_kinds(dataset: Any, mode: str = "labels") -> list[str]:
@@ -402,8 +428,9 @@ def write_model_card(output_dir: str | Path, run: dict, eval_results: str | Path
     """Render ``templates/classifier_card.md`` into ``output_dir/README.md`` from the run record and eval results.
 
     The card names ``run["hub_model_id"]`` when set, else the final output folder (``run["output_dir"]``, or
-    ``output_dir`` without a temporary ``.tmp-*`` suffix). Hub ids of the base model and dataset become the card's
-    ``base_model`` / ``datasets`` metadata; local folders are named in the text only.
+    :func:`~synartifact.utils.final_path` of ``output_dir``, which may be a temporary folder). Hub ids of the base
+    model and dataset become the card's ``base_model`` / ``datasets`` metadata; local folders are named in the text
+    only.
     """
     import accelerate
     import peft
@@ -423,7 +450,7 @@ def write_model_card(output_dir: str | Path, run: dict, eval_results: str | Path
         source = given if eval_results else "`eval_results.json` found in the output folder"
         note = f"Read from {source}, last modified {modified}: these figures were not measured by this training run."
     base, data = run["base_model"], run["dataset"]
-    repo_id = run.get("hub_model_id") or str(run.get("output_dir") or final_output_dir(output_dir))
+    repo_id = run.get("hub_model_id") or str(run.get("output_dir") or final_path(output_dir))
     card_data = hub_card_data(
         model_name=Path(repo_id).name,
         library_name="peft" if run["use_peft"] else "transformers",
@@ -597,7 +624,7 @@ def main(
             "train_runtime": metrics.get("train_runtime"),
             "hub_model_id": training_args.hub_model_id,
             # the folder users will load: output_dir may be a temporary folder renamed when the run is complete
-            "output_dir": str(final_output_dir(output_dir)),
+            "output_dir": str(final_path(output_dir)),
             "config": {
                 "learning_rate": training_args.learning_rate,
                 "num_train_epochs": training_args.num_train_epochs,

@@ -11,11 +11,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["LOCAL_ROOTS", "atomic_dir", "is_local_path", "settle_interrupted_swap"]
+__all__ = [
+    "LOCAL_ROOTS",
+    "TMP_MARK",
+    "atomic_dir",
+    "final_path",
+    "is_local_path",
+    "link_outside",
+    "make_temp_dir",
+    "remove_stale_temp_dirs",
+    "scratch_dir",
+    "settle_interrupted_swap",
+    "temp_dir_target",
+]
 
 # The git-ignored folders the recipes and the demo write to: ``outputs/x`` names a folder to build, never a Hub repo.
 LOCAL_ROOTS = ("outputs", "data")
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w-]*/[\w.-]+")
+# Every temporary output folder is ``<out name>.tmp-<8 characters of tempfile.mkdtemp>``, next to ``out``; a stage
+# that writes into another stage's temporary folder nests the suffix (``<out>.tmp-ab12cd34.tmp-ef56gh78``).
+TMP_MARK = ".tmp-"
+_TMP_NAME = re.compile(r"(?P<name>.+?)(?:" + re.escape(TMP_MARK) + r"[a-z0-9_]{8})+")
 
 
 def is_local_path(name: str | os.PathLike) -> bool:
@@ -35,6 +51,22 @@ def is_local_path(name: str | os.PathLike) -> bool:
     return first in LOCAL_ROOTS or Path(first).is_dir()
 
 
+def link_outside(root: str | os.PathLike, path: str | os.PathLike) -> Path | None:
+    """The confinement rule for input files: the real file when ``path`` is written inside ``root`` but a symbolic
+    link (the file or a folder on its way) leads outside it; ``None`` otherwise (inside, or written outside: the
+    caller's own rule covers that). The dataset builder and ``synartifact repair --images`` refuse such files."""
+    try:
+        Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
+    except ValueError:
+        return None
+    real = Path(os.path.realpath(path))
+    try:
+        real.relative_to(os.path.realpath(root))
+    except ValueError:
+        return real
+    return None
+
+
 def _umask() -> int:
     """The process umask, read without changing it where Linux allows (os.umask alone must set it to read it)."""
     try:
@@ -47,6 +79,59 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def make_temp_dir(out: str | os.PathLike) -> Path:
+    """Create an empty temporary folder next to ``out`` for a run that writes ``out``, named so that
+    :func:`temp_dir_target` recognizes it and :func:`remove_stale_temp_dirs` cleans it up after a kill."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{out.name}{TMP_MARK}", dir=out.parent))
+
+
+@contextmanager
+def scratch_dir(out: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder next to ``out`` for a run's intermediate files (a scratch model, say); it is deleted
+    when the block ends, and named like :func:`make_temp_dir`'s, so a killed run's one is cleaned up the same way."""
+    tmp = make_temp_dir(out)
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def temp_dir_target(path: str | os.PathLike) -> Path | None:
+    """The output a temporary folder made by :func:`make_temp_dir` becomes when complete, or ``None`` when ``path``
+    is not named as one."""
+    path = Path(path)
+    match = _TMP_NAME.fullmatch(path.name)
+    return path.with_name(match["name"]) if match else None
+
+
+def final_path(path: str | os.PathLike) -> Path:
+    """The folder users will load: ``path`` itself, or the output its temporary folder becomes.
+
+    A script run into a temporary folder (the demo runs each stage so) names its output by this in the files it
+    writes (cards, run records, saved configs), never by the temporary name.
+    """
+    return temp_dir_target(path) or Path(path)
+
+
+def remove_stale_temp_dirs(out: str | os.PathLike) -> list[Path]:
+    """Delete the temporary folders of ``out`` that a killed run left, and settle an interrupted swap (see
+    :func:`settle_interrupted_swap`); return the folders deleted. Call it before a run of ``out`` starts, never
+    while another run writes ``out``."""
+    out = Path(out)
+    if not out.parent.is_dir():
+        return []
+    settle_interrupted_swap(out)
+    removed = []
+    for path in sorted(out.parent.iterdir()):
+        if temp_dir_target(path) == out and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+            logging.getLogger(__name__).warning("Removed %s, left over by an interrupted build of %s", path, out)
+            removed.append(path)
+    return removed
 
 
 def settle_interrupted_swap(out: Path) -> None:
@@ -78,7 +163,7 @@ def settle_interrupted_swap(out: Path) -> None:
 
 @contextmanager
 def atomic_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield an empty ``<out>.tmp-*`` folder to write into; rename it to ``out`` only when the block completes.
+    """Yield an empty temporary folder (:func:`make_temp_dir`) to write into; rename it to ``out`` only when the block completes.
 
     An existing ``out`` is replaced only with ``overwrite`` (and only once the new folder is complete), so a failed
     or interrupted run never leaves a half-written output nor loses the previous one; what a run killed during the
@@ -90,8 +175,7 @@ def atomic_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
         raise FileExistsError(f"{out} already exists: choose another output folder or pass --overwrite.")
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out} exists and is not a folder.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-", dir=out.parent))
+    tmp = make_temp_dir(out)
     try:
         yield tmp
         tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private (0o700); an output folder follows the umask

@@ -5,6 +5,11 @@ writes ``DIR/metrics.json`` (``{"model": {...}, "baseline": {...}}``), ``DIR/rep
 shape: zero-shot baseline, fine-tuned model and the difference), ``DIR/predictions.jsonl`` and PNG plots, and adds
 the results to the model's card when the model is a folder that ``synartifact sft`` wrote. The metrics and their
 definitions are in :mod:`synartifact.classifier.metrics`.
+
+``--protocol synthscars|loki`` adds a peer's own metrics (:data:`~synartifact.classifier.metrics.PROTOCOLS`) under
+``protocol`` in each model's metrics, and ``metrics.json`` / ``report.md`` name the protocol that produced each
+number. On a dataset with an ``origin`` column (a merge), a peer's protocol is computed on the rows of that origin
+only (all metrics are then of those rows, and ``info`` says how many).
 """
 
 from __future__ import annotations
@@ -22,9 +27,13 @@ import numpy as np
 from synartifact.cards import record_classifier_evaluation
 from synartifact.classifier.metrics import (
     ACCURACY_DEFINITION,
+    PROTOCOLS,
     compute_metrics,
     cooccurrence_matrix,
+    kind_sets,
+    protocol_metrics,
     reference_artifacts,
+    reference_regions,
 )
 from synartifact.report import Artifact, ArtifactReport
 from synartifact.taxonomy import KINDS, get_kind
@@ -81,12 +90,32 @@ def predict_dataset(
 
 
 def _rows_artifacts(dataset: Any) -> list[list[Artifact]]:
+    return [reference_artifacts(row) for row in _rows(dataset)]
+
+
+def _rows(dataset: Any) -> Any:
     if hasattr(dataset, "column_names"):
-        columns = [c for c in dataset.column_names if c != "image"]
-        rows = dataset.select_columns(columns)
-    else:
-        rows = dataset
-    return [reference_artifacts(row) for row in rows]
+        return dataset.select_columns([c for c in dataset.column_names if c != "image"])
+    return dataset
+
+
+def _for_protocol(data: Any, protocol: str) -> tuple[Any, dict[str, Any]]:
+    """The rows a peer's protocol is computed on (those of its origin when the dataset says), and what was chosen."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"Unknown protocol {protocol!r}: valid protocols are {', '.join(PROTOCOLS)}.")
+    info: dict[str, Any] = {"protocol": protocol, "protocol_definition": PROTOCOLS[protocol]}
+    if protocol == "synartifact" or not hasattr(data, "column_names") or "origin" not in data.column_names:
+        return data, info
+    origins = data["origin"]
+    keep = [i for i, o in enumerate(origins) if o == protocol]
+    if not keep:
+        raise ValueError(
+            f"--protocol {protocol}: the dataset has an 'origin' column but no row of origin {protocol!r} (its "
+            f"origins: {', '.join(sorted(set(origins)))}); evaluate a dataset of that origin, or name it so when merging "
+            f"({protocol}=FOLDER)"
+        )
+    info.update(origin=protocol, rows_of_origin=len(keep), rows_in_split=len(origins))
+    return data.select(keep), info
 
 
 def evaluate_model(
@@ -98,19 +127,23 @@ def evaluate_model(
     subset_kinds: Sequence[str] | None = None,
     css: bool = True,
     progress: bool = True,
+    protocol: str = "synartifact",
     **from_pretrained_kwargs: Any,
 ) -> dict:
     """Metrics of one classifier (an ``ArtifactClassifier`` or a folder / Hub id) on a dataset split.
 
     ``dataset`` is a folder / Hub id (read with ``synartifact.data.load_artifact_dataset``), a ``DatasetDict`` or a
-    ``Dataset``. Returns :func:`compute_metrics`'s dict.
+    ``Dataset``. Returns :func:`compute_metrics`'s dict, with ``protocol`` (:func:`protocol_metrics`) added.
     """
+    data, _ = _for_protocol(_select_split(dataset, split), protocol)
     classifier = _as_classifier(model_or_classifier, **from_pretrained_kwargs)
-    data = _limit(_select_split(dataset, split), max_samples)
+    data = _limit(data, max_samples)
     reports = predict_dataset(classifier, data, batch_size=batch_size, progress=progress)
-    return compute_metrics(
+    metrics = compute_metrics(
         _rows_artifacts(data), reports, mode=getattr(classifier, "mode", "labels"), subset_kinds=subset_kinds, css=css
     )
+    metrics["protocol"] = protocol_metrics(protocol, [reference_regions(r) for r in _rows(data)], reports, metrics)
+    return metrics
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -284,6 +317,14 @@ def _report_markdown(metrics: Mapping, info: Mapping) -> str:
         if m is not None
     )
     lines += ["", f"Image level (artifact present or not, the peers' protocol): {counts}."]
+    if model.get("n_images_kindless"):
+        lines += [
+            "",
+            f"Kind-set metrics (accuracy, exact match, Hamming, F1 per kind) are over the {model['n_images_kinds']} "
+            f"images whose artifacts all have a kind; {model['n_images_kindless']} image(s) with a kind-less "
+            "artifact count only in the artifact / no-artifact and localization figures.",
+        ]
+    lines += _protocol_lines(metrics, info)
     if loc.get("css_reason"):
         lines += ["", f"CSS not computed: {loc['css_reason']}."]
     lines += [
@@ -298,6 +339,55 @@ def _report_markdown(metrics: Mapping, info: Mapping) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+_PROTOCOL_ROWS = {
+    "synthscars": (
+        ("mask.miou", "Mask mIoU (per image, images with artifact pixels)"),
+        ("mask.f1", "Mask F1 (per image, images with artifact pixels)"),
+        ("mask.pixel_iou", "Pixel IoU (pooled)"),
+        ("mask.pixel_f1", "Pixel F1 (pooled)"),
+        ("explanation.rouge_l.all", "Explanation ROUGE-L (all)"),
+        ("explanation.css.all", "Explanation CSS (all)"),
+    ),
+    "loki": (
+        ("judgement.accuracy", "Judgement accuracy (synthetic / real)"),
+        ("judgement.accuracy_synthetic", "Judgement accuracy on synthetic images"),
+        ("judgement.accuracy_real", "Judgement accuracy on real images"),
+        ("region.box_iou.all", "Region box IoU (all)"),
+        ("region.mask.miou", "Region mask mIoU"),
+        ("region.mask.f1", "Region mask F1"),
+    ),
+}
+
+
+def _protocol_lines(metrics: Mapping, info: Mapping) -> list[str]:
+    """The report's section for a peer's protocol: its numbers for both models, and what produced them."""
+    name = info.get("protocol", "synartifact")
+    if name not in _PROTOCOL_ROWS:
+        return []
+    model, baseline = metrics["model"].get("protocol") or {}, (metrics.get("baseline") or {}).get("protocol") or {}
+    rows = [
+        (k, label) for k, label in _PROTOCOL_ROWS[name] if _get(model, k) is not None or _get(baseline, k) is not None
+    ]
+    lines = ["", f"## Protocol `{name}`", "", PROTOCOLS[name] + "."]
+    if info.get("origin"):
+        lines += [
+            "",
+            f"Computed on the {info['rows_of_origin']} rows of origin `{info['origin']}` (of {info['rows_in_split']}).",
+        ]
+    if model.get("reason"):
+        lines += ["", f"Not scored: {model['reason']}."]
+    if rows:
+        lines += [
+            "",
+            f"| Metric (%, protocol `{name}`) | Baseline (zero-shot) | Fine-tuned | Δ (points) |",
+            "|---|---:|---:|---:|",
+        ]
+        for key, label in rows:
+            new, old = _get(model, key), _get(baseline, key)
+            lines.append(f"| {label} | {_pct(old)} | {_pct(new)} | {_delta(new, old)} |")
+    return lines
 
 
 def _jsonable(value: Any) -> Any:
@@ -325,6 +415,7 @@ def run_evaluation(
     dtype: Any = None,
     max_new_tokens: int | None = None,
     progress: bool = True,
+    protocol: str = "synartifact",
 ) -> dict:
     """Evaluate the fine-tuned ``model`` and its zero-shot ``baseline`` side by side and write the report to ``out``.
 
@@ -334,6 +425,8 @@ def run_evaluation(
     ``per_kind_f1.png`` and ``cooccurrence.png`` to a temporary folder renamed to ``out`` when complete (an existing
     ``out`` is replaced only with ``overwrite=True``). When ``model`` is a local folder whose card synartifact wrote
     (``synartifact sft``), that card is rendered again with these results (a table and ``model-index`` metadata).
+    ``protocol`` (a key of :data:`~synartifact.classifier.metrics.PROTOCOLS`) adds a peer's metrics under each
+    model's ``protocol``, on the rows of that origin when the dataset has an ``origin`` column.
     Returns ``{"model": {...}, "baseline": {...}}``.
     """
     from synartifact.classifier import resolve_base_model
@@ -357,8 +450,10 @@ def run_evaluation(
     load_kwargs: dict[str, Any] = {"device": device, "dtype": dtype}
     if max_new_tokens is not None:
         load_kwargs["max_new_tokens"] = max_new_tokens
-    data = _limit(_select_split(dataset, split), max_samples)
+    data, protocol_info = _for_protocol(_select_split(dataset, split), protocol)
+    data = _limit(data, max_samples)
     annotated = _rows_artifacts(data)
+    regions = [reference_regions(r) for r in _rows(data)]
 
     classifiers = {"model": _as_classifier(model, **load_kwargs)}
     mode = classifiers["model"].mode
@@ -367,6 +462,7 @@ def run_evaluation(
     for role, clf in classifiers.items():
         reports[role] = predict_dataset(clf, data, batch_size=batch_size, progress=progress, desc=f"predict ({role})")
         results[role] = compute_metrics(annotated, reports[role], mode=mode, subset_kinds=subset_kinds, css=css)
+        results[role]["protocol"] = protocol_metrics(protocol, regions, reports[role], results[role])
     metrics = _jsonable({"model": results["model"], "baseline": results["baseline"]})
 
     info = {
@@ -374,6 +470,7 @@ def run_evaluation(
         "baseline": str(baseline if isinstance(baseline, (str, Path)) else type(baseline).__name__),
         "dataset": str(dataset if isinstance(dataset, (str, Path)) else type(dataset).__name__),
         "split": split,
+        **protocol_info,
     }
     with atomic_dir(out, overwrite) as tmp:
         (tmp / "metrics.json").write_text(json.dumps({**metrics, "info": info}, indent=2) + "\n", encoding="utf-8")
@@ -394,10 +491,10 @@ def run_evaluation(
         _plot_per_kind_f1(
             {"baseline (zero-shot)": metrics["baseline"], "fine-tuned": metrics["model"]}, tmp / "per_kind_f1.png"
         )
-        y_true = [{a.kind for a in arts} for arts in annotated]
+        keep, y_true = kind_sets(annotated)  # images with a kind-less artifact have no kind set
         _plot_cooccurrence(
             {
-                label: cooccurrence_matrix(y_true, [r.kinds for r in reports[role]])
+                label: cooccurrence_matrix(y_true, [reports[role][i].kinds for i in keep])
                 for role, label in (("baseline", "baseline (zero-shot)"), ("model", "fine-tuned"))
             },
             tmp / "cooccurrence.png",
@@ -439,8 +536,11 @@ def _cli(args: argparse.Namespace) -> int:
         device=args.device,
         dtype=args.dtype,
         max_new_tokens=args.max_new_tokens,
+        protocol=args.protocol,
     )
     print(format_metrics_table(metrics))
+    if args.protocol != "synartifact":
+        print(f"\nProtocol {args.protocol}: its figures are in report.md and under 'protocol' in metrics.json.")
     print(f"\nWrote {Path(args.out) / 'metrics.json'}, report.md, predictions.jsonl and PNGs.")
     return 0
 
@@ -476,6 +576,14 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--dtype", default=None, help="model dtype, e.g. float32, bfloat16 (default: the checkpoint's)")
     p.add_argument("--no-css", action="store_true", help="skip caption semantic similarity (full mode)")
+    p.add_argument(
+        "--protocol",
+        choices=list(PROTOCOLS),
+        default="synartifact",
+        help="add a peer's own metrics for a dataset of that origin: synthscars (LEGION: mask mIoU and F1, "
+        "explanation ROUGE-L / CSS), loki (judgement accuracy, region IoU); on a merged dataset only the rows of that "
+        "origin are evaluated (default: synartifact, this project's metrics only)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.set_defaults(func=_cli)
     return p

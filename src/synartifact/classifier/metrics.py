@@ -20,6 +20,15 @@ package). Predicted and annotated artifacts of one image are paired by Hungarian
 first and the IoU second; an image scores the mean over its matched pairs (0 when nothing matched). Each score is
 averaged ``over all`` images that have annotated or predicted artifacts (a true negative has nothing to localize
 and is left out) and ``over true positives`` (images where both have artifacts) only.
+
+**Kind-less artifacts** (dataset label -1: a region whose source names no kind) are read as ``Artifact(kind=None)``.
+They count wherever only presence and place matter: the binary artifact / no-artifact decision, box IoU (paired by
+IoU alone: no kind can agree) and mask IoU. The kind-set metrics (accuracy, exact match, Hamming, per-kind and
+micro/macro F1, the co-occurrence matrix) leave out every image that has one, since its kind set is unknown (any
+predicted kind might be right); ``n_images_kinds`` and ``n_images_kindless`` say how many were used and left out.
+
+**The peers' protocols** (``synartifact evaluate --protocol``, :data:`PROTOCOLS`) add the metrics a peer publishes
+for its own dataset; see :func:`protocol_metrics`.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from synartifact.data.schema import KINDLESS
 from synartifact.report import Artifact, ArtifactReport
 from synartifact.taxonomy import SLUGS, get_kind
 
@@ -44,7 +54,11 @@ __all__ = [
     "cooccurrence_matrix",
     "exact_match",
     "hamming_accuracy",
+    "kind_sets",
     "load_caption_encoder",
+    "mask_metrics",
+    "protocol_metrics",
+    "PROTOCOLS",
     "localization_metrics",
     "match_artifacts",
     "per_kind_metrics",
@@ -395,8 +409,16 @@ def reference_artifacts(row: Mapping) -> list[Artifact]:
             raise ValueError(f"Dataset record {row.get('image_id', '?')!r}: an artifact has no 'label': {item!r}.")
         bbox = item.get("bbox")
         bbox = tuple(float(v) for v in bbox) if bbox is not None and len(bbox) == 4 else None
-        out.append(Artifact(get_kind(label).slug, bbox, item.get("caption") or None))
+        kind = None if label == KINDLESS else get_kind(label).slug  # a kind-less artifact: Artifact(kind=None)
+        out.append(Artifact(kind, bbox, item.get("caption") or None))
     return out
+
+
+def kind_sets(annotated: Sequence[Sequence[Artifact]]) -> tuple[list[int], list[set[str]]]:
+    """The images whose every annotated artifact has a kind (their indices) and their kind sets: what the kind-set
+    metrics are computed on (an image with a kind-less artifact has an unknown kind set)."""
+    keep = [i for i, arts in enumerate(annotated) if all(a.kind is not None for a in arts)]
+    return keep, [{a.kind for a in annotated[i]} for i in keep]
 
 
 def compute_metrics(
@@ -413,10 +435,13 @@ def compute_metrics(
     """
     if len(annotated) != len(predictions):
         raise ValueError(f"Got {len(annotated)} annotated images but {len(predictions)} predictions: one each.")
-    y_true = [{a.kind for a in arts} for arts in annotated]
-    y_pred = [set(r.kinds) for r in predictions]
+    keep, y_true = kind_sets(annotated)
+    y_pred = [set(predictions[i].kinds) for i in keep]
     metrics = classification_metrics(y_true, y_pred, subset_kinds)
-    binary = binary_detection_metrics([bool(t) for t in y_true], [bool(p) for p in y_pred])
+    metrics["n_images"] = len(annotated)
+    metrics["n_images_kinds"] = len(keep)
+    metrics["n_images_kindless"] = len(annotated) - len(keep)
+    binary = binary_detection_metrics([bool(a) for a in annotated], [bool(r.kinds) for r in predictions])
     metrics["binary"] = binary
     metrics["binary_accuracy"] = binary["accuracy"]
     metrics["binary_f1"] = binary["f1"]
@@ -426,3 +451,129 @@ def compute_metrics(
         localization_metrics(annotated, [r.artifacts for r in predictions], css=css) if mode == "full" else None
     )
     return metrics
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The peers' protocols (synartifact evaluate --protocol)
+# ------------------------------------------------------------------------------------------------------------
+
+# Masks are compared on the image's grid, scaled down so that its longer side is at most this many pixels.
+MASK_EVAL_SIDE = 512
+
+PROTOCOLS: dict[str, str] = {
+    "synartifact": "SynArtifact's own metrics only (kind-set accuracy and F1, artifact / no-artifact, box IoU, "
+    "ROUGE-L, CSS)",
+    "synthscars": "SynthScars as LEGION (arXiv 2503.15264) reports it: localization scored on the artifact mask, "
+    "mIoU (per image IoU of the predicted and annotated artifact pixels, averaged over images with annotated "
+    "artifact pixels) and F1 (per image pixel F1, averaged the same way), plus pooled pixel IoU / F1 over all "
+    "images; explanations scored by ROUGE-L and CSS of matched artifacts. The classifier's boxes form its "
+    "predicted mask (it draws no masks), the annotation's polygons (or boxes where an artifact has none) the "
+    "annotated one",
+    "loki": "LOKI (arXiv 2410.09732), image judgement: accuracy of the synthetic / real judgement (an image is "
+    "judged synthetic when the classifier finds an artifact; annotated synthetic when it has regional or global "
+    "problems, i.e. artifacts or other_artifacts_caption), also per class (synthetic and real images) since LOKI "
+    "reports model bias; its regions scored by box IoU of matched regions and by mask IoU / F1 as for SynthScars. "
+    "LOKI's multiple-choice and GPT-scored explanation tasks need its question files and a judge model: not computed",
+}
+
+
+def reference_regions(row: Mapping) -> dict[str, Any]:
+    """What the protocols need of a dataset row: its size, each artifact's box and mask, the other-artifacts text."""
+    items = row.get("artifacts") or []
+    if isinstance(items, Mapping):
+        keys = list(items)
+        items = [dict(zip(keys, values)) for values in zip(*(items[k] for k in keys))]
+    regions = [(tuple(float(v) for v in a["bbox"]), a.get("mask")) for a in items]
+    return {
+        "height": int(row.get("height") or 0),
+        "width": int(row.get("width") or 0),
+        "regions": regions,
+        "other": str(row.get("other_artifacts_caption") or ""),
+    }
+
+
+def _grid(height: int, width: int) -> tuple[int, int]:
+    height, width = max(1, int(height or MASK_EVAL_SIDE)), max(1, int(width or MASK_EVAL_SIDE))
+    scale = min(1.0, MASK_EVAL_SIDE / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def mask_metrics(references: Sequence[Mapping], predicted: Sequence[Sequence[Artifact]]) -> dict:
+    """Mask IoU and F1 of the predicted artifact pixels (the union of the predicted boxes) against the annotated ones
+    (the union of the artifacts' masks, or of their boxes where an artifact has no mask), kind ignored.
+
+    ``miou`` / ``f1``: per image IoU / F1, averaged over the images with annotated artifact pixels; ``pixel_iou`` /
+    ``pixel_f1``: pooled over every pixel of every image (false positives on clean images count here).
+    """
+    from synartifact.data.masks import box_mask, decode_rle, resize_mask
+
+    if len(references) != len(predicted):
+        raise ValueError(f"Got {len(references)} annotated and {len(predicted)} predicted images: one each.")
+    ious, f1s = [], []
+    inter_sum = union_sum = pred_sum = true_sum = 0
+    for ref, pred in zip(references, predicted):
+        height, width = _grid(ref["height"], ref["width"])
+        truth = np.zeros((height, width), dtype=bool)
+        for bbox, rle in ref["regions"]:
+            if rle is not None:
+                truth |= resize_mask(decode_rle(rle), height, width)
+            else:
+                truth |= box_mask(bbox, height, width)
+        guess = np.zeros((height, width), dtype=bool)
+        for a in pred:
+            if a.bbox is not None:
+                guess |= box_mask(a.bbox, height, width)
+        inter, union = int((truth & guess).sum()), int((truth | guess).sum())
+        n_true, n_pred = int(truth.sum()), int(guess.sum())
+        inter_sum, union_sum, pred_sum, true_sum = (
+            inter_sum + inter,
+            union_sum + union,
+            pred_sum + n_pred,
+            true_sum + n_true,
+        )
+        if n_true:
+            ious.append(inter / union)
+            f1s.append(2 * inter / (n_pred + n_true))
+    return {
+        "miou": float(np.mean(ious)) if ious else 0.0,
+        "f1": float(np.mean(f1s)) if f1s else 0.0,
+        "pixel_iou": _ratio(inter_sum, union_sum),
+        "pixel_f1": _ratio(2 * inter_sum, pred_sum + true_sum),
+        "n_images": len(references),
+        "n_images_with_regions": len(ious),
+    }
+
+
+def protocol_metrics(
+    protocol: str, references: Sequence[Mapping], predictions: Sequence[ArtifactReport], metrics: Mapping
+) -> dict:
+    """The metrics ``protocol`` (a key of :data:`PROTOCOLS`) adds to :func:`compute_metrics`'s ``metrics`` of the same
+    images; ``references`` from :func:`reference_regions`. Localization needs boxes: in ``labels`` answer mode the
+    mask and box figures are ``None`` and ``reason`` says why."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"Unknown protocol {protocol!r}: valid protocols are {', '.join(PROTOCOLS)}.")
+    out: dict[str, Any] = {"name": protocol, "definition": PROTOCOLS[protocol]}
+    if protocol == "synartifact":
+        return out
+    full = metrics.get("mode") == "full"
+    loc = metrics.get("localization") or {}
+    masks = mask_metrics(references, [r.artifacts for r in predictions]) if full else None
+    if not full:
+        out["reason"] = "the classifier answers in labels mode (no boxes): localization is not scored"
+    if protocol == "synthscars":
+        out["mask"] = masks
+        out["explanation"] = {"rouge_l": loc.get("rouge_l"), "css": loc.get("css")} if full else None
+        return out
+    truth = [bool(ref["regions"]) or bool(ref["other"].strip()) for ref in references]
+    judged = [bool(r.artifacts) for r in predictions]
+    synthetic = [j for t, j in zip(truth, judged) if t]
+    real = [not j for t, j in zip(truth, judged) if not t]
+    out["judgement"] = {
+        "accuracy": _ratio(sum(t == j for t, j in zip(truth, judged)), len(truth)),
+        "accuracy_synthetic": _ratio(sum(synthetic), len(synthetic)),
+        "accuracy_real": _ratio(sum(real), len(real)),
+        "n_synthetic": len(synthetic),
+        "n_real": len(real),
+    }
+    out["region"] = {"box_iou": loc.get("iou"), "mask": masks} if full else None
+    return out

@@ -2,7 +2,8 @@
 
 Imports are lazy so that ``synartifact.data.synth`` workers start quickly; the public names are::
 
-    get_features, load_artifact_dataset, synthesize_dataset, save_hub_folder, build_dataset, DatasetValidationError
+    get_features, load_artifact_dataset, synthesize_dataset, save_hub_folder, build_dataset, merge_datasets,
+    DatasetValidationError
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ __all__ = [
     "build_dataset",
     "get_features",
     "load_artifact_dataset",
+    "merge_datasets",
     "push_to_hub",
     "save_hub_folder",
     "stats",
@@ -26,6 +28,7 @@ _WHERE = {
     "get_features": "synartifact.data.schema",
     "build_dataset": "synartifact.data.importers",
     "load_artifact_dataset": "synartifact.data.hub",
+    "merge_datasets": "synartifact.data.merge",
     "push_to_hub": "synartifact.data.hub",
     "save_hub_folder": "synartifact.data.hub",
     "stats": "synartifact.data.hub",

@@ -6,8 +6,6 @@ import argparse
 import json
 import logging
 import os
-import re
-import shutil
 from pathlib import Path
 
 from synartifact.data.hub import REJECTED_NAME
@@ -32,7 +30,8 @@ _FORMATS_HELP = (
                 other_artifacts_caption, split, bbox_format xyxy|xywh, bbox_units pixels|normalized)
   coco         COCO detection JSON; categories matched to the kinds by name; caption in the
                annotation's "caption" or "attributes.caption"; bbox [x, y, w, h] in pixels; iscrowd
-               regions are imported as artifacts like the others and counted in the build report
+               regions are imported as artifacts like the others and counted in the build report, or
+               left out with --skip-crowd (with the images that had only those; both counted)
   labelstudio  Label Studio JSON export: RectangleLabels (percent; rotated boxes become their bounding box),
                PolygonLabels and BrushLabels (RLE) as bounding boxes, TextArea per region (same id) as caption;
                data.image may be /data/local-files/?d=PATH, /data/upload/N/<hash>-NAME, s3://, gs://,
@@ -40,8 +39,9 @@ _FORMATS_HELP = (
                file name; boxes overshooting the image by up to """
     + f"{LABELSTUDIO_BBOX_TOLERANCE:.0%}"
     + """ of a side are clipped
-the field's datasets (label presets in synartifact/data/importers/field.py; kind-less regions dropped and counted
-unless --kinds-from-captions or --label-map SOURCE_region=KIND):
+the field's datasets (label presets in synartifact/data/importers/field.py; regions without a kind in their source
+are kept as kind-less artifacts (label -1) unless --kinds-from-captions or --label-map SOURCE_region=KIND gives
+them one; polygons and masks are kept per artifact in `mask` unless --no-masks):
   synthscars   SynthScars root ({train,test}/annotations/*.json; images under --images/<split>/images/) or one
                JSON file: [{id: {caption, img_file_name, refs: [{sentence, explanation, segmentation}]}}];
                polygons -> bounding boxes; absolute img_file_name looked up by file name inside --images
@@ -54,7 +54,7 @@ unless --kinds-from-captions or --label-map SOURCE_region=KIND):
   richhf       RichHF-18K TFRecord file(s) (no TensorFlow needed): artifact_map heatmap -> boxes
                (--heatmap-threshold, --min-region-pixels); images found in --images by file name
   pal4vst      PAL4VST labels folder (labels/<split>/*.png, 0 background, 1 bad region) with --images holding
-               <split>/*.jpg; one box per connected component
+               <split>/*.jpg; one box per connected component; images without a mask are counted, not imported
 labels: a slug, a display name (loose spelling) or a 0-based index of the taxonomy, or any name that
         --label-map maps to one (or to ignore).
 Image files must stay inside --images: a path that leaves it, absolute or through '..' or a symbolic link, is a
@@ -82,18 +82,11 @@ def _check_out(out: Path, images: Path | None, annotations: Path) -> None:
 
 
 def _remove_leftovers(out: Path) -> None:
-    """Delete ``<out>.tmp-*`` folders that a killed build of the same --out left (``atomic_dir`` names them so), and
-    settle the ``<out>.old-*`` folder of one killed while replacing --out (:func:`~synartifact.utils.atomic_dir`)."""
-    from synartifact.utils import settle_interrupted_swap
+    """Delete the temporary folders a killed build of the same --out left and settle the ``<out>.old-*`` folder of
+    one killed while replacing --out (:func:`~synartifact.utils.remove_stale_temp_dirs`)."""
+    from synartifact.utils import remove_stale_temp_dirs
 
-    if not out.parent.is_dir():
-        return
-    settle_interrupted_swap(out)
-    pattern = re.compile(re.escape(out.name) + r"\.tmp-[a-z0-9_]{8}")
-    for path in sorted(out.parent.iterdir()):
-        if pattern.fullmatch(path.name) and path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-            logger.warning("Removed %s, left over by an interrupted build of %s", path, out)
+    remove_stale_temp_dirs(out)
 
 
 def _failed_build_folder(out: Path) -> bool:
@@ -138,6 +131,8 @@ def _build(args: argparse.Namespace) -> int:
             kinds_from_captions=args.kinds_from_captions,
             heatmap_threshold=args.heatmap_threshold,
             min_region_pixels=args.min_region_pixels,
+            masks=not args.no_masks,
+            skip_crowd=args.skip_crowd,
         )
     except DatasetValidationError as err:
         if args.skip_invalid and err.rejected is not None:
@@ -160,6 +155,41 @@ def _build(args: argparse.Namespace) -> int:
     _write_report(out, report)
     print(f"Wrote {out}: " + ", ".join(f"{s} {len(d)}" for s, d in dsdict.items()) + " images")
     print("Build report (also in " + str(out / REPORT_NAME) + "):\n  " + "\n  ".join(report.lines()))
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from synartifact.data.hub import save_hub_folder
+    from synartifact.data.merge import MERGE_REPORT_NAME, merge_datasets, parse_inputs
+
+    out = Path(args.out)
+    inputs = parse_inputs(args.inputs)
+    for _, folder in inputs:
+        target, src = out.resolve(), folder.resolve()
+        if target == src or src.is_relative_to(target) or target.is_relative_to(src):
+            raise ValueError(f"--out {out} must lie outside the input {folder}: --overwrite would replace it")
+    _remove_leftovers(out)
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} already exists: choose another --out or pass --overwrite")
+    dsdict, report = merge_datasets(inputs)
+    text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    names = ", ".join(i["name"] for i in report["inputs"])
+    save_hub_folder(
+        dsdict,
+        out,
+        overwrite=args.overwrite,
+        card_context={
+            "title": "SynArtifact dataset (merged)",
+            "description": f"Merged with `synartifact dataset merge` from: {names}.",
+            "merge_report": report,
+        },
+        extra_files={MERGE_REPORT_NAME: text},
+    )
+    print(f"Wrote {out}: " + ", ".join(f"{s} {len(d)}" for s, d in dsdict.items()) + " images")
+    print(
+        f"Merge report (also in {out / MERGE_REPORT_NAME}): {report['rows_read']} rows read from {names}; "
+        f"{report['duplicates']} duplicate image(s) dropped; {report['moved_to_test']} row(s) moved to test"
+    )
     return 0
 
 
@@ -212,7 +242,7 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def add_cli(subparsers) -> None:
-    """Add the ``dataset`` command and its ``build``, ``synth``, ``stats`` and ``push`` subcommands."""
+    """Add the ``dataset`` command and its ``build``, ``merge``, ``synth``, ``stats`` and ``push`` subcommands."""
     p = subparsers.add_parser(
         "dataset",
         help="build, synthesize, inspect and push SynArtifact-style Hub datasets",
@@ -270,7 +300,13 @@ def add_cli(subparsers) -> None:
         "--kinds-from-captions",
         action="store_true",
         help="field formats: give a region that has no kind in its source (LOKI, RichHF, PAL4VST, SynthScars) the "
-        "kind whose keyword its caption holds (field.CAPTION_KEYWORDS); default: such regions are dropped and counted",
+        "kind whose keyword its caption holds (field.CAPTION_KEYWORDS); default: such regions are kept as kind-less "
+        "artifacts (label -1) and counted",
+    )
+    b.add_argument(
+        "--no-masks",
+        action="store_true",
+        help="synthscars, pal4vst, richhf: keep only each region's box, not its pixels (the artifact's `mask`)",
     )
     b.add_argument(
         "--heatmap-threshold",
@@ -309,9 +345,30 @@ def add_cli(subparsers) -> None:
         "record problem)",
     )
     b.add_argument(
+        "--skip-crowd",
+        action="store_true",
+        help="COCO: leave iscrowd regions out (a crowd box may cover several objects), and the images that had only "
+        "those (they are not clean); both are counted in the build report (default: imported as artifacts, counted)",
+    )
+    b.add_argument(
         "--overwrite", action="store_true", help="replace OUT if it exists (OUT must lie outside the inputs)"
     )
     b.set_defaults(func=_build)
+
+    m = sub.add_parser(
+        "merge",
+        help="merge dataset folders into one (origin column, de-duplication by image content, one split per image)",
+        description="Merge SynArtifact dataset folders. Each row gets an `origin` column (the input's NAME, else the "
+        "format recorded in its build_report.json, else the folder name; `source` keeps meaning annotated or "
+        "synthetic) and image_id <origin>/<id>. Images with the same pixels are kept once (the first input's row) "
+        "and counted in OUT/merge_report.json; an image that was in any input's test split goes to test.",
+    )
+    m.add_argument("inputs", nargs="+", metavar="[NAME=]DIR", help="two or more dataset folders, optionally named")
+    m.add_argument("--out", required=True, metavar="DIR", help="output folder (the Hub dataset repository)")
+    m.add_argument(
+        "--overwrite", action="store_true", help="replace OUT if it exists (OUT must lie outside the inputs)"
+    )
+    m.set_defaults(func=_merge)
 
     s = sub.add_parser(
         "synth",

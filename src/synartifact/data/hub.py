@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from synartifact.data.schema import _BASE_COLUMNS, KINDLESS
 from synartifact.taxonomy import KINDS
 from synartifact.utils import atomic_dir
 
@@ -33,20 +34,32 @@ MAX_SHARD_BYTES = 500 * 1024 * 1024
 def _counts(ds) -> dict[str, Any]:
     per_kind: Counter = Counter()
     images_with: Counter = Counter()
-    clean = 0
-    for arts in ds.select_columns(["artifacts"])["artifacts"]:
+    clean = masks = 0
+    origins: dict[str, Counter] = {}
+    origin_col = ds.select_columns(["origin"])["origin"] if "origin" in ds.column_names else [None] * len(ds)
+    for arts, origin in zip(ds.select_columns(["artifacts"])["artifacts"], origin_col):
         labels = [a["label"] for a in arts]
         per_kind.update(labels)
         images_with.update(set(labels))
         clean += not labels
+        masks += sum(a.get("mask") is not None for a in arts)
+        if origin is not None:
+            o = origins.setdefault(origin, Counter())
+            o["images"] += 1
+            o["clean"] += not labels
+            o["artifacts"] += len(labels)
+            o["kindless"] += sum(label == KINDLESS for label in labels)
     sources = Counter(ds.select_columns(["source"])["source"])
     return {
         "images": len(ds),
         "clean": clean,
         "artifacts": sum(per_kind.values()),
+        "kindless": per_kind.get(KINDLESS, 0),
+        "masks": masks,
         "per_kind": per_kind,
         "images_with": images_with,
         "sources": sources,
+        "origins": {name: dict(c) for name, c in sorted(origins.items())},
     }
 
 
@@ -66,7 +79,12 @@ def format_stats(table: dict[str, dict[str, Any]]) -> str:
         counts = [table[s]["per_kind"].get(k.index, 0) for s in splits]
         lines.append(f"{k.index:>2}  {k.slug:<36}" + "".join(f"{c:>10}" for c in counts) + f"{sum(counts):>10}")
     lines.append("-" * len(head))
-    for label, key in (("artifacts", "artifacts"), ("images", "images"), ("images without artifacts", "clean")):
+    for label, key in (
+        ("artifacts without a kind (label -1)", "kindless"),
+        ("artifacts", "artifacts"),
+        ("images", "images"),
+        ("images without artifacts", "clean"),
+    ):
         counts = [table[s][key] for s in splits]
         lines.append(f"{'':>2}  {label:<36}" + "".join(f"{c:>10}" for c in counts) + f"{sum(counts):>10}")
     return "\n".join(lines)
@@ -135,13 +153,18 @@ def _card_data(dsdict, shards: dict[str, list[Path]]) -> dict[str, Any]:
 
 
 def save_hub_folder(
-    dsdict, out: str | Path, overwrite: bool = False, card_context: dict[str, Any] | None = None
+    dsdict,
+    out: str | Path,
+    overwrite: bool = False,
+    card_context: dict[str, Any] | None = None,
+    extra_files: dict[str, str] | None = None,
 ) -> Path:
     """Write ``dsdict`` as a Hub dataset repository folder (card, plot, parquet shards); returns the folder.
 
     Written to ``<out>.tmp-*`` and renamed when complete; an existing ``out`` is replaced only with ``overwrite``.
     ``card_context`` adds Jinja variables to the card (``title``, ``description``, ``rejected``, ``build_report``: a
     :meth:`~synartifact.data.importers.BuildReport.to_dict`, shown as the card's import report ...).
+    ``extra_files`` (name -> text) are written into the folder before it is renamed (a merge's report).
     """
     from synartifact.cards import render_dataset_card
     from synartifact.data.synth import SYNTH_KINDS, UNSYNTHESIZABLE_KINDS
@@ -167,14 +190,23 @@ def save_hub_folder(
         table = stats(dsdict)
         _plot(table, tmp / PLOT_NAME)
         sources = Counter()
-        for t in table.values():
+        origins: dict[str, dict[str, dict[str, int]]] = {}  # origin -> split -> counts
+        for split, t in table.items():
             sources.update(t["sources"])
+            for name, counts in t["origins"].items():
+                origins.setdefault(name, {})[split] = counts
         context = {
             "title": "SynArtifact dataset",
             "splits": table,
             "kinds": KINDS,
             "total_images": sum(t["images"] for t in table.values()),
             "total_artifacts": sum(t["artifacts"] for t in table.values()),
+            "total_kindless": sum(t["kindless"] for t in table.values()),
+            "total_masks": sum(t["masks"] for t in table.values()),
+            "origins": origins,
+            "image_columns": [
+                c for c in next(iter(dsdict.values())).column_names if c not in _BASE_COLUMNS and c != "origin"
+            ],
             "kind_totals": {k.index: sum(t["per_kind"].get(k.index, 0) for t in table.values()) for k in KINDS},
             "sources": dict(sources),
             "synth_kinds": SYNTH_KINDS,
@@ -185,6 +217,8 @@ def save_hub_folder(
         context.update(card_context or {})
         card = render_dataset_card(CARD_TEMPLATE, _card_data(dsdict, shards), **context)
         (tmp / "README.md").write_text(card, encoding="utf-8")
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
     return out
 
 

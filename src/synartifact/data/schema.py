@@ -9,6 +9,17 @@ One row is one image::
 ``bbox`` is normalized to [0, 1] relative to the image, ``x0 < x1`` and ``y0 < y1``. Class index ``i`` is the
 release's ``artifacts_class`` ``i`` (the paper's order, :data:`synartifact.taxonomy.KINDS`). An image without
 artifacts has an empty ``artifacts`` list.
+
+A **kind-less artifact** (a region whose source names no kind: LOKI, RichHF and PAL4VST regions, SynthScars refs)
+has ``label`` :data:`KINDLESS` (-1, the ``ClassLabel`` convention for "no label", which ``datasets`` encodes, stores
+and reads back as -1). It counts as an artifact (the image is not clean; binary detection and localization score
+it) but names no kind (kind metrics and SFT kind targets leave it out).
+
+Optional columns (present only where a source has them; a dataset without them loads and validates as before):
+``mask`` in each artifact (its region as run-length encoding, :mod:`synartifact.data.masks`; ``None`` for an
+artifact without one), image-level float columns (:data:`IMAGE_SCORE_COLUMNS`-style, e.g. RichHF's
+``artifact_score``; ``None`` where a row has no value) and ``origin`` (the dataset a row comes from, written by
+``synartifact dataset merge``; ``source`` keeps its meaning, annotated or synthetic).
 """
 
 from __future__ import annotations
@@ -24,6 +35,9 @@ __all__ = [
     "SOURCES",
     "BBOX_TOLERANCE",
     "DatasetValidationError",
+    "IMAGE_SCORE_COLUMNS",
+    "KINDLESS",
+    "ORIGIN_COLUMN",
     "bbox_to_unit",
     "Problem",
     "get_features",
@@ -34,6 +48,30 @@ __all__ = [
 ]
 
 SOURCES: tuple[str, ...] = ("annotated", "synthetic")
+# The label of an artifact whose source names no kind (ClassLabel's "no label").
+KINDLESS = -1
+# The column naming the dataset a row comes from (merge); not ``source``, which says annotated or synthetic.
+ORIGIN_COLUMN = "origin"
+# RichHF-18K's image-level scores, kept as float columns when a source has them (any other float a source gives is
+# kept too, under its own name).
+IMAGE_SCORE_COLUMNS: tuple[str, ...] = (
+    "artifact_score",
+    "misalignment_score",
+    "aesthetics_score",
+    "overall_score",
+    "plausibility_score",
+)
+_BASE_COLUMNS = (
+    "image",
+    "image_id",
+    "prompt",
+    "generator",
+    "source",
+    "width",
+    "height",
+    "other_artifacts_caption",
+    "artifacts",
+)
 # A box may overshoot the image by this fraction of its side (annotation tools round corners) and is clipped.
 BBOX_TOLERANCE = 0.01
 # A box narrower or lower than this (normalized) is degenerate: a line or a point marks nothing.
@@ -42,11 +80,24 @@ MIN_BOX_SIDE = 1e-3
 MAX_LISTED_PROBLEMS = 50
 
 
-def get_features():
-    """The ``datasets.Features`` every SynArtifact dataset (built or synthesized) has."""
+def get_features(*, masks: bool = False, image_columns: Sequence[str] = (), origin: bool = False):
+    """The ``datasets.Features`` every SynArtifact dataset (built or synthesized) has.
+
+    Optional parts: ``masks`` adds each artifact's ``mask`` (run-length encoding, :mod:`synartifact.data.masks`),
+    ``image_columns`` image-level float columns (RichHF's scores), ``origin`` the ``origin`` string column.
+    """
     from datasets import ClassLabel, Features, Image, List, Value
 
-    return Features(
+    artifact = {
+        "label": ClassLabel(names=list(SLUGS)),
+        "bbox": List(Value("float32"), length=4),
+        "caption": Value("string"),
+    }
+    if masks:
+        from synartifact.data.masks import get_mask_feature
+
+        artifact["mask"] = get_mask_feature()
+    features = Features(
         {
             "image": Image(),
             "image_id": Value("string"),
@@ -56,15 +107,14 @@ def get_features():
             "width": Value("int32"),
             "height": Value("int32"),
             "other_artifacts_caption": Value("string"),
-            "artifacts": List(
-                {
-                    "label": ClassLabel(names=list(SLUGS)),
-                    "bbox": List(Value("float32"), length=4),
-                    "caption": Value("string"),
-                }
-            ),
+            "artifacts": List(artifact),
         }
     )
+    for name in image_columns:
+        features[name] = Value("float32")
+    if origin:
+        features[ORIGIN_COLUMN] = Value("string")
+    return features
 
 
 @dataclass(frozen=True)
@@ -207,7 +257,7 @@ def normalize_bbox(
 def validate_row(row: dict[str, Any]) -> list[str]:
     """The problems of one dataset row (an empty list when it matches :func:`get_features` and the contract)."""
     problems = []
-    for key in get_features():
+    for key in _BASE_COLUMNS:
         if key not in row:
             problems.append(f"field {key!r} is missing")
     if problems:
@@ -225,11 +275,25 @@ def validate_row(row: dict[str, Any]) -> list[str]:
     if not isinstance(row["artifacts"], list):
         return problems + ["artifacts must be a list"]
     for i, art in enumerate(row["artifacts"]):
-        if not isinstance(art, dict) or set(art) != {"label", "bbox", "caption"}:
-            problems.append(f"artifacts[{i}] must be a dict with keys label, bbox, caption")
+        if not isinstance(art, dict) or not {"label", "bbox", "caption"} <= set(art) <= {
+            "label",
+            "bbox",
+            "caption",
+            "mask",
+        }:
+            problems.append(f"artifacts[{i}] must be a dict with keys label, bbox, caption (and optionally mask)")
             continue
-        if not isinstance(art["label"], int) or not 0 <= art["label"] < len(KINDS):
-            problems.append(f"artifacts[{i}].label must be an index 0-{len(KINDS) - 1}, got {art['label']!r}")
+        if not isinstance(art["label"], int) or not KINDLESS <= art["label"] < len(KINDS):
+            problems.append(
+                f"artifacts[{i}].label must be an index 0-{len(KINDS) - 1} or {KINDLESS} (no kind), "
+                f"got {art['label']!r}"
+            )
+        if art.get("mask") is not None:
+            from synartifact.data.masks import check_rle
+
+            why = check_rle(art["mask"])
+            if why:
+                problems.append(f"artifacts[{i}].{why}")
         try:
             x0, y0, x1, y1 = _as_four_numbers(list(art["bbox"]))
             if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):

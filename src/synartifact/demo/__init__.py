@@ -26,7 +26,7 @@ Stages, each also its own command, each writing to its own folder under ``--out`
 A rerun skips every stage whose output exists and whose fingerprint (its settings and its inputs'
 fingerprints) matches; ``--force`` redoes them all, ``--force-stage NAME`` one and those after it. A stage that
 fails is named, and the outputs of the stages before it stay intact (each stage writes to a temporary
-folder that is renamed only when complete).
+folder that is renamed only when complete: :func:`synartifact.utils.atomic_dir`).
 
 This package runs the stages; :mod:`synartifact.demo.settings` holds the knobs, :mod:`synartifact.demo.stages`
 what each stage does, and :mod:`synartifact.demo.report` writes ``REPORT.md``.
@@ -37,8 +37,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +45,7 @@ from synartifact.demo.report import write_report
 from synartifact.demo.settings import FINGERPRINT_FILE, RECIPES, DemoSettings
 from synartifact.demo.stages import STAGES_BEFORE_REPORT, Stage
 from synartifact.demo.stages import _python_module as _python_module  # re-exported: how a stage runs a script
+from synartifact.utils import atomic_dir, remove_stale_temp_dirs
 
 __all__ = ["DemoSettings", "run_demo", "add_cli", "STAGES", "Stage", "write_report", "FINGERPRINT_FILE", "RECIPES"]
 
@@ -116,22 +115,19 @@ def run_demo(settings: DemoSettings) -> Path:
             continue
         tqdm.write(f"[{i + 1}/{len(STAGES)}] {stage.name}: {stage.describe}")
         start = time.perf_counter()
-        tmp = target if stage.folder == "." else s.out / f".{stage.folder}.tmp-{os.getpid()}"
-        if stage.folder != ".":
-            shutil.rmtree(tmp, ignore_errors=True)
         try:
-            stage.run(s, tmp)
+            if stage.folder == ".":
+                stage.run(s, target)
+            else:
+                remove_stale_temp_dirs(target)  # what a killed demo left
+                with atomic_dir(target, overwrite=True) as tmp:
+                    tmp.rmdir()  # the stage creates it: its scripts refuse to write into an existing folder
+                    stage.run(s, tmp)
         except Exception as err:
-            if stage.folder != ".":
-                shutil.rmtree(tmp, ignore_errors=True)
             raise RuntimeError(
                 f"demo stage '{stage.name}' failed ({err}); the outputs of earlier stages in {s.out} "
                 f"are intact: fix the cause and rerun `synartifact demo` to continue from here."
             ) from err
-        if stage.folder != ".":
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
         timings[stage.name] = time.perf_counter() - start
         marker_dir.mkdir(parents=True, exist_ok=True)
         (marker_dir / FINGERPRINT_FILE).write_text(

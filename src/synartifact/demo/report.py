@@ -201,6 +201,19 @@ def _trust_section(out: Path, gen: dict, summary: dict) -> list[str]:
             "![drift](generator-eval/drift.png)",
             "",
         ]
+    fidelity = gen.get("fidelity")
+    if fidelity and fidelity.get("base_recognized") is not None:
+        lines += [
+            "**Content fidelity**: can one still tell which prompt a sample shows? A recognizer built from the base "
+            "model's own samples (one prototype per prompt, the sample of the same noise left out) names the prompt "
+            f"of {_fmt(fidelity.get('base_recognized'))} of the base samples and "
+            f"{_fmt(fidelity.get('refined_recognized'))} of the refined ones (chance {_fmt(fidelity.get('chance'))}): "
+            f"fidelity {_fmt(fidelity.get('fidelity'))}, kept at {_fmt(fidelity.get('threshold'))} or above "
+            "(a generator that turns scenes into blanks is recognized at chance).",
+            "",
+        ]
+        if (out / "generator-eval" / "fidelity.png").is_file():
+            lines += ["![content fidelity](generator-eval/fidelity.png)", ""]
     if curve.is_file():
         best = summary.get("best_epoch")
         lines += [
@@ -212,12 +225,19 @@ def _trust_section(out: Path, gen: dict, summary: dict) -> list[str]:
             "![reward curve](generator/reward_curve.png)",
             "",
         ]
+    if gen.get("delta"):
+        from synartifact.generator.verdict import compute_verdict, verdict_markdown
+
+        # the verdict evaluate-generator computed (also on the generator's card); older runs' figures are weighed now
+        verdict = gen.get("verdict") or compute_verdict(gen)
+        lines += verdict_markdown(verdict) + [""]
     return lines
 
 
 def _repair_section(out: Path) -> list[str]:
-    """REPORT.md's repair section, from ``repair/metrics.json`` (nothing when the stage has not run)."""
-    rep = _load_json(out / "repair" / "metrics.json")
+    """REPORT.md's repair section, from ``repair/summary.json`` (what ``synartifact repair`` writes; nothing when the
+    stage has not run)."""
+    rep = _load_json(out / "repair" / "summary.json")
     if not rep:
         return []
     pre = _load_json(out / "tiny-sd-inpaint" / "inpaint_pretrain.json")
@@ -231,8 +251,8 @@ def _repair_section(out: Path) -> list[str]:
         ]
     lines += [
         f"{rep.get('num_images')} held-out test images with injected artifacts, {rep.get('rounds')} rounds of "
-        f"{rep.get('inference_steps')} inpainting steps; judged by the classifier's reward (mode "
-        f"`{rep.get('reward_mode')}`). Masks: {rep.get('hints')}, padded by 5 % of the side.",
+        f"{rep.get('num_inference_steps')} inpainting steps; judged by the classifier's reward (mode "
+        f"`{rep.get('reward_mode')}`). Masks: {rep.get('hints')}, padded by {_fmt(rep.get('margin'))} of the side.",
         "",
         "| | before | after |",
         "|---|---|---|",

@@ -7,7 +7,6 @@ is added by :mod:`synartifact.demo` itself.
 from __future__ import annotations
 
 import hashlib
-import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -199,6 +198,8 @@ def _stage_generator_eval(s: DemoSettings, out: Path) -> None:
         seeds=list(s.gen_seeds),
         images_per_prompt=s.gen_images_per_prompt,
         judge=str(s.out / "judge"),
+        # the judge's own test metrics: a judge too weak to judge makes the verdict inconclusive
+        judge_eval=s.out / "judge-eval" / "metrics.json",
         out=out,
         overwrite=True,
     )
@@ -213,54 +214,38 @@ def _stage_tiny_sd_inpaint(s: DemoSettings, out: Path) -> None:
 
 
 def _stage_repair(s: DemoSettings, out: Path) -> None:
-    """Repair held-out test images that have injected artifacts, judged by the classifier's reward. The demo's
-    classifier answers kinds without boxes, so the injected artifacts' known boxes are the masks' hints."""
-    import numpy as np
-
+    """``synartifact repair`` (:func:`~synartifact.repair.repair_folder`) on held-out test images that have injected
+    artifacts, judged by the classifier's reward and then by the judge. The demo's classifier answers kinds without
+    boxes, so the injected artifacts' known boxes are the masks' hints."""
     from synartifact.data import load_artifact_dataset
-    from synartifact.repair import JSONL_NAME, ArtifactRepairer, save_repair_grid, summarize
+    from synartifact.repair import repair_folder
 
     test = load_artifact_dataset(str(s.out / "dataset"), split="test")
-    rows = [row for row in test.select(range(min(len(test), 20 * s.repair_images))) if row["artifacts"]]
-    rows = rows[: s.repair_images]
+    head = test.select(range(min(len(test), 20 * s.repair_images)))
+    rows = [i for i, artifacts in enumerate(head["artifacts"]) if artifacts][: s.repair_images]
     if not rows:
         raise ValueError(f"{s.out / 'dataset'} has no test image with artifacts to repair.")
-    repairer = ArtifactRepairer(
-        str(s.out / "classifier"),
-        str(s.out / "tiny-sd-inpaint"),
-        num_inference_steps=s.repair_inference_steps,
-        device="cpu",
-    )
-    results = repairer.repair(
-        [row["image"] for row in rows],
-        prompts=[row["prompt"] for row in rows],
-        rounds=s.repair_rounds,
-        seed=s.seed,
-        hints=[[a["bbox"] for a in row["artifacts"]] for row in rows],
-    )
-    outside = []
-    for result in results:
-        mask = np.asarray(result.mask) > 0
-        outside.append(bool(np.array_equal(np.asarray(result.original)[~mask], np.asarray(result.image)[~mask])))
-    metrics = summarize(results)
-    metrics.update(_judged_repair(s, results))
-    metrics.update(
-        {
-            "outside_mask_unchanged": all(outside),
-            "rounds": s.repair_rounds,
-            "inference_steps": s.repair_inference_steps,
-            "reward_mode": getattr(repairer.reward, "mode", None),
+
+    def judged(results: list) -> dict:
+        return {
+            **_judged_repair(s, results),
+            "images": f"{s.out / 'dataset'} (test split, the first {len(rows)} images with injected artifacts)",
             "hints": "the injected artifacts' boxes (the classifier answers kinds without boxes)",
         }
+
+    repair_folder(
+        str(s.out / "classifier"),
+        str(s.out / "tiny-sd-inpaint"),
+        head.select(rows),
+        out,
+        rounds=s.repair_rounds,
+        seed=s.seed,
+        num_inference_steps=s.repair_inference_steps,
+        hint_boxes=True,
+        device="cpu",
+        overwrite=True,
+        extra_metrics=judged,
     )
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / JSONL_NAME, "w", encoding="utf-8") as handle:
-        for row, result in zip(rows, results):
-            handle.write(json.dumps({"image": row["image_id"], **result.to_dict()}) + "\n")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    # the grid shows the images the classifier flagged first (the others are unchanged by construction)
-    order = sorted(range(len(results)), key=lambda i: (not results[i].rounds, i))[:12]
-    save_repair_grid([results[i] for i in order], [rows[i]["image_id"] for i in order], out / "before_after.png")
 
 
 def _judged_repair(s: DemoSettings, results: list) -> dict[str, float]:
@@ -374,8 +359,8 @@ STAGES_BEFORE_REPORT: tuple[Stage, ...] = (
         "generator-eval",
         "compare base and refined generator on the same prompts and seeds",
         _stage_generator_eval,
-        lambda s: {"seeds": list(s.gen_seeds), "images_per_prompt": s.gen_images_per_prompt},
-        after=("dataset", "sft", "tiny-sd", "ddpo", "judge"),
+        lambda s: {"seeds": list(s.gen_seeds), "images_per_prompt": s.gen_images_per_prompt, "v": 2},
+        after=("dataset", "sft", "tiny-sd", "ddpo", "judge", "judge-eval"),
     ),
     Stage(
         "tiny-sd-inpaint",
@@ -395,6 +380,7 @@ STAGES_BEFORE_REPORT: tuple[Stage, ...] = (
             "rounds": s.repair_rounds,
             "steps": s.repair_inference_steps,
             "seed": s.seed,
+            "v": 2,  # written by repair_folder (summary.json, the repaired images) since v2
         },
         after=("dataset", "sft", "judge", "tiny-sd-inpaint"),
     ),

@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -343,7 +342,9 @@ class TrainingProgress:
 
 def _save_weights(trainer: Any, pipeline: Any, out: Path, use_lora: bool) -> None:
     """The trained LoRA weights (or, without LoRA, the whole pipeline) into ``out``, written aside then moved in."""
-    tmp = Path(tempfile.mkdtemp(prefix=".final.tmp-", dir=out))
+    from synartifact.utils import make_temp_dir
+
+    tmp = make_temp_dir(out / "final")
     try:
         if use_lora:
             from diffusers.utils import convert_state_dict_to_diffusers

@@ -11,6 +11,10 @@ differences. Writes ``DIR/metrics.json``, ``DIR/report.md`` and ``DIR/before_aft
 labels: ``metrics.json`` then holds ``judge`` (``base``/``refined``/``delta`` as for the reward, and ``config``)
 and both gains in units of the seed spread (``reward_gain_in_spread``, ``judge_gain_in_spread``). A gain under the
 training reward that the judge does not confirm means the generator learned to please the reward's classifier.
+``--judge-eval FILE`` gives the judge's own test metrics (``synartifact evaluate``'s ``metrics.json``): its strength
+goes to ``judge.strength``. ``fidelity`` says whether the refined samples still show their prompts
+(:mod:`~synartifact.generator.fidelity`), and ``verdict`` weighs every target in one computed verdict
+(:mod:`~synartifact.generator.verdict`): confirmed, not confirmed or inconclusive, with its reasons.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from synartifact.generator.fidelity import content_fidelity, save_fidelity_figure
 from synartifact.generator.guards import measure_drift
 from synartifact.generator.sampling import (
     held_out_prompts,
@@ -34,6 +39,7 @@ from synartifact.generator.sampling import (
     save_image_grid,
     to_device_pipeline,
 )
+from synartifact.generator.verdict import assess_judge, compute_verdict, verdict_markdown
 from synartifact.taxonomy import SLUGS
 from synartifact.utils import atomic_dir
 
@@ -141,27 +147,6 @@ def _in_spread(value: float | None) -> str:
     return f"{value:+.2f}" if value is not None else "n/a (no spread: one seed?)"
 
 
-def _verdict(metrics: dict) -> str:
-    """One sentence: does the gain under the training reward hold under the judge, beyond twice the seed spread?"""
-    reward, judge = metrics.get("reward_gain_in_spread"), metrics.get("judge_gain_in_spread")
-    if reward is None or judge is None:
-        return (
-            "A gain cannot be weighed against seed noise when the seed spread is 0 (one seed, or the same mean on "
-            "every seed): use more seeds (--seeds 0 1 2) or more images per prompt."
-        )
-    if reward > 2 and judge > 2:
-        return "The gain holds under the independent judge: both exceed twice the seed spread."
-    if reward > 2:
-        return (
-            "The gain shows under the training reward only: the judge does not confirm it. The generator may have "
-            "learned to please the reward's classifier rather than to avoid artifacts (reward hacking): look at "
-            "the images and at the per-kind rates."
-        )
-    if judge > 2:
-        return "The judge sees a gain beyond seed noise that the training reward does not."
-    return "Neither gain exceeds twice the seed spread: no gain beyond seed noise."
-
-
 def _report_md(metrics: dict) -> str:
     config = metrics["config"]
     judge = metrics.get("judge")
@@ -238,8 +223,19 @@ def _report_md(metrics: dict) -> str:
             lines.append(
                 f"| {part} unparsable | " + " | ".join(f"{s[part]['unparsable_rate']:.3f}" for _, s in sides) + " |"
             )
-        if "delta" in metrics:
-            lines += ["", _verdict(metrics)]
+        strength = judge.get("strength") or {}
+        if strength:
+            lines += [
+                "",
+                f"Judge strength on its own test data ({strength.get('source') or 'not given'}): binary F1 "
+                + (f"{strength['binary_f1']:.3f}" if strength.get("binary_f1") is not None else "n/a")
+                + f" (needed: {strength['binary_f1_min']}); "
+                + (
+                    "strong enough to judge."
+                    if strength.get("strong")
+                    else f"not strong enough to judge: {strength.get('why', '')}."
+                ),
+            ]
         unread = max(judge[p]["unparsable_rate"] for p in parts)
         if unread > 0.5:
             lines += [
@@ -283,8 +279,47 @@ def _report_md(metrics: dict) -> str:
             "",
             "![drift](drift.png)",
         ]
+    fidelity = metrics.get("fidelity")
+    if fidelity:
+        lines += [
+            "",
+            "## Content fidelity: do the samples still show their prompts?",
+            "",
+            _fidelity_sentence(fidelity),
+        ]
+        if fidelity.get("per_prompt"):
+            lines += ["", "![content fidelity](fidelity.png)"]
     lines += ["", "![before and after](before_after.png)", ""]
+    if metrics.get("verdict"):
+        lines += verdict_markdown(metrics["verdict"], heading="Verdict") + [""]
     return "\n".join(lines)
+
+
+def _fidelity_sentence(fidelity: Mapping[str, Any]) -> str:
+    """What :func:`~synartifact.generator.fidelity.content_fidelity` found, in one paragraph (figures from it)."""
+    text = (
+        f"A recognizer built from the base model's own samples ({fidelity['thumbnail']} x {fidelity['thumbnail']} "
+        "colour thumbnails, one prototype per prompt, the sample of the same noise left out) names the prompt of "
+        "each sample. "
+    )
+    if fidelity.get("base_recognized") is None:
+        return text + f"Not measurable: {fidelity.get('why_not_measurable', '')}."
+    value = fidelity.get("fidelity")
+    text += (
+        f"It recognizes {fidelity['base_recognized']:.3f} of the base samples and {fidelity['refined_recognized']:.3f} "
+        f"of the refined ones (chance {fidelity['chance']:.3f}): fidelity "
+        + (f"{value:.3f}" if value is not None else "n/a")
+        + f" (kept at {fidelity['threshold']} or above)"
+    )
+    if not fidelity.get("measurable"):
+        return text + f"; not measurable: {fidelity.get('why_not_measurable', '')}."
+    noise = (
+        f" ({fidelity['lost']} samples recognized before and not after, {fidelity['gained']} the other way; a loss "
+        "within twice its counting noise is kept)"
+        if "lost" in fidelity
+        else ""
+    )
+    return text + noise + (": content kept." if fidelity.get("kept") else ": the refined samples lost their content.")
 
 
 def _run_summary(lora: str | None) -> dict:
@@ -488,16 +523,12 @@ def evaluate_generator(
     num_prompts: int | None = 8,
     prompt_split: str = "test",
     images_per_prompt: int = 1,
-    reward_mode: str | None = None,
-    reward_weights: Any = None,
-    reward_soft: bool | None = None,
-    reward_constrained: bool | None = None,
-    reward_temperature: float | None = None,
-    reward_follow_lines: bool | None = None,
     overwrite: bool = False,
     device: str | None = None,
     judge: Any = None,
     judge_mode: str = "generate",
+    judge_eval: Any = None,
+    **reward_options: Any,
 ) -> dict:
     """Base vs refined generator on the same prompts and seeds; writes metrics.json, report.md, before_after.png.
 
@@ -505,17 +536,22 @@ def evaluate_generator(
     ``{"base": {...}, "refined": {...}, "delta": {...}, "reward_gain_in_spread": float | None,
     "judge_gain_in_spread": float | None, "config": {...}}`` (no refined/delta without ``lora``).
     Sampler and reward settings left at ``None`` are the DDPO run's (``lora``'s ``ddpo_summary.json``): the
-    generator is judged by the reward it was trained on unless told otherwise.
+    generator is judged by the reward it was trained on unless told otherwise. ``reward_options``: the reward
+    settings by their script names (:data:`synartifact.reward.REWARD_SETTINGS`, e.g. ``reward_soft=True``).
 
     ``judge``: a second, independent classifier (folder/Hub id, ``ArtifactClassifier`` or ``ArtifactReward``) that
     scores the very same images with hard labels (``judge_mode`` ``"generate"``: decoded answers, or ``"score"``);
     its results go to ``metrics["judge"]`` (``base``/``refined``/``delta`` as above, and ``config``). A gain under
     the training reward that the judge does not see is a sign the generator learned to please the reward.
+    ``judge_eval``: the judge's own test metrics (``synartifact evaluate``'s ``metrics.json``, its folder or the
+    dict); its strength goes to ``metrics["judge"]["strength"]``. With ``lora``, ``metrics["fidelity"]`` (content
+    fidelity) and ``metrics["verdict"]`` (:func:`~synartifact.generator.verdict.compute_verdict`) are added.
     """
     from diffusers import StableDiffusionPipeline
 
-    from synartifact.reward import ArtifactReward, reward_settings
+    from synartifact.reward import ArtifactReward, check_reward_options, reward_config, reward_settings
 
+    check_reward_options(reward_options, "evaluate_generator")
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists: pass overwrite=True (--overwrite) to replace it.")
@@ -535,23 +571,17 @@ def evaluate_generator(
         prompt_list = held_out_prompts(prompts, num_prompts or None, prompt_split)
     # each prompt k times per seed (image i of a seed has its own noise): a finer per-seed mean
     sampled = [p for p in prompt_list for _ in range(int(images_per_prompt))]
-    given = {
-        "reward_mode": reward_mode,
-        "reward_weights": reward_weights,
-        "reward_soft": reward_soft,
-        "reward_constrained": reward_constrained,
-        "reward_temperature": reward_temperature,
-        "reward_follow_lines": reward_follow_lines,
-    }
     reward = (
         classifier
         if isinstance(classifier, ArtifactReward)
-        else ArtifactReward(classifier, device=device, **reward_settings(given, run.get("script_args", {})))
+        else ArtifactReward(classifier, device=device, **reward_settings(reward_options, run.get("script_args", {})))
     )
 
     scorers = {"reward": reward}
     judge_config = None
+    strength = None
     if judge is not None:
+        strength = assess_judge(judge, judge_eval)  # before sampling: a wrong --judge-eval fails fast
         scorers["judge"], judge_config = _judge_reward(judge, judge_mode, reward, device)
 
     from synartifact.hub_access import require_hub
@@ -576,26 +606,21 @@ def evaluate_generator(
             judged["refined"] = stats["judge"]
             judged["delta"] = _delta(judged["base"], judged["refined"])
         rows.append(("refined", refined_images[int(seeds[0])][::step]))
-        metrics["drift"] = measure_drift(
-            {s: [im for im, _ in ims] for s, ims in base_images.items()},
-            {s: [im for im, _ in ims] for s, ims in refined_images.items()},
-        )
+        base_by_seed = {s: [im for im, _ in ims] for s, ims in base_images.items()}
+        refined_by_seed = {s: [im for im, _ in ims] for s, ims in refined_images.items()}
+        metrics["drift"] = measure_drift(base_by_seed, refined_by_seed)
+        metrics["fidelity"] = content_fidelity(base_by_seed, refined_by_seed, sampled)
     metrics["reward_gain_in_spread"] = metrics["delta"]["gain_over_spread"] if "delta" in metrics else None
     metrics["judge_gain_in_spread"] = judged["delta"]["gain_over_spread"] if "delta" in judged else None
     if judge is not None:
-        metrics["judge"] = {**judged, "config": judge_config}
+        metrics["judge"] = {**judged, "config": judge_config, "strength": strength}
     metrics["config"] = {
         "base": str(base),
         "lora": str(lora) if lora else None,
         "classifier": str(getattr(classifier, "name_or_path", classifier))
         if not isinstance(classifier, ArtifactReward)
         else "ArtifactReward",
-        "reward_mode": reward.mode,
-        "reward_soft": getattr(reward, "soft", False),
-        "reward_constrained": getattr(reward, "constrained", False),
-        "reward_temperature": getattr(reward, "temperature", 1.0),
-        "reward_follow_lines": getattr(reward, "follow_lines", False),
-        "weights": reward.weights,
+        **reward_config(reward),
         "seeds": [int(s) for s in seeds],
         "num_prompts": len(prompt_list),
         "images_per_prompt": int(images_per_prompt),
@@ -612,11 +637,15 @@ def evaluate_generator(
         if part in judged and not math.isfinite(judged[part]["mean_reward"]):
             raise RuntimeError(f"The judge's {part} mean reward is not finite: check the judge at {judge}.")
 
+    if "delta" in metrics:
+        metrics["verdict"] = compute_verdict(metrics)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         _save_before_after(rows, tmp / "before_after.png", prompt_list, metrics)
         if "drift" in metrics:
             save_drift_figure(metrics["drift"], tmp / "drift.png")
+        if (metrics.get("fidelity") or {}).get("per_prompt"):
+            save_fidelity_figure(metrics["fidelity"], tmp / "fidelity.png")
         (tmp / "report.md").write_text(_report_md(metrics))
     # the refined generator's own card (a `synartifact ddpo` folder) shows the comparison from now on
     from synartifact.cards import record_generator_evaluation
@@ -691,6 +720,13 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="how the judge reads images: decoded answers (generate, default) or the first answer token (score, "
         "faster); hard labels either way",
     )
+    p.add_argument(
+        "--judge-eval",
+        default=None,
+        help="the judge's own test metrics (the metrics.json that `synartifact evaluate` wrote for the judge, or its "
+        "folder): a judge weaker than binary F1 0.85 makes the verdict inconclusive (default: the binary F1 from the "
+        "judge folder's card record, if any; per-kind F1 then unknown)",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 
@@ -713,13 +749,14 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             device=args.device,
             judge=args.judge,
             judge_mode=args.judge_mode,
+            judge_eval=args.judge_eval,
         )
         for name, side in (("reward", metrics), ("judge", metrics.get("judge"))):
             for key in ("base", "refined", "delta"):
                 if side is not None and key in side:
                     print(f"{name} {key}: mean {side[key]['mean_reward']:.4f} (std over seeds {side[key]['std']:.4f})")
-        if "delta" in metrics and "judge" in metrics:
-            print(_verdict(metrics))
+        if metrics.get("verdict"):
+            print(f"verdict: {metrics['verdict']['verdict']}. {metrics['verdict']['summary']}")
         print(f"wrote {Path(args.out) / 'report.md'}")
         return 0
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -109,11 +108,12 @@ def pretrain_inpaint(
     from synartifact.generator.pretrain import (
         check_training_settings,
         load_training_pairs,
+        name_pipeline,
         pixel_tensor,
         pretrain_sd,
         prompt_table,
     )
-    from synartifact.utils import atomic_dir
+    from synartifact.utils import atomic_dir, scratch_dir
 
     check_training_settings({"steps": steps, "vae_steps": vae_steps}, batch_size, cond_dropout)
     if (steps or vae_steps) and dataset is None:
@@ -129,13 +129,13 @@ def pretrain_inpaint(
     started = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     log: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix=f"{out.name}.vae-", dir=out.parent) as scratch:
+    with scratch_dir(out) as scratch:
         source = base
         if vae_steps:
             source = pretrain_sd(
                 base,
                 dataset,
-                Path(scratch) / "vae",
+                scratch / "vae",
                 split=split,
                 max_images=max_images,
                 vae_steps=vae_steps,
@@ -201,6 +201,7 @@ def pretrain_inpaint(
             log.append({"part": "inpaint_unet", "step": step, "loss": float(loss.detach())})
     unet.eval().requires_grad_(False)
     tail = [r["loss"] for r in log if r["part"] == "inpaint_unet"][-50:]
+    name_pipeline(pipe, out)
     with atomic_dir(out, overwrite=True) as tmp:
         pipe.save_pretrained(tmp)
         with open(tmp / "inpaint_pretrain_log.jsonl", "w", encoding="utf-8") as handle:

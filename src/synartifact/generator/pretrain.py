@@ -28,7 +28,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["pretrain_sd", "load_training_pairs", "pixel_tensor", "prompt_table"]
+__all__ = ["pretrain_sd", "load_training_pairs", "name_pipeline", "pixel_tensor", "prompt_table"]
 
 PRETRAIN_FILE = "pretrain.json"
 
@@ -120,6 +120,19 @@ def _sample_grid(pipe: Any, prompts: list[str], path: Path, per_prompt: int = 6,
         images = sample_images(pipe, [prompt] * per_prompt, seed, num_inference_steps=20, guidance_scale=5.0)
         rows.append((prompt[:24], [(image, None) for image in images]))
     save_image_grid(rows, path)
+
+
+def name_pipeline(pipe: Any, out: str | Path) -> None:
+    """Record the folder a pipeline is being saved to as its ``_name_or_path`` (the pipeline's and each diffusers
+    component's), as loading it from there would: not the scratch folder it was built in, nor a temporary folder
+    being written (:func:`~synartifact.utils.final_path`)."""
+    from synartifact.utils import final_path
+
+    final = final_path(out)
+    pipe.register_to_config(_name_or_path=str(final))
+    for name, component in pipe.components.items():
+        if "_name_or_path" in (getattr(component, "config", None) or {}) and hasattr(component, "register_to_config"):
+            component.register_to_config(_name_or_path=str(final / name))
 
 
 def check_training_settings(steps: dict[str, int], batch_size: int, cond_dropout: float) -> None:
@@ -240,6 +253,7 @@ def pretrain_sd(
         values = [r["loss"] for r in log if r["part"] == part][-50:]
         return float(sum(values) / len(values)) if values else None
 
+    name_pipeline(pipe, out)
     with atomic_dir(out, overwrite=True) as tmp:
         pipe.save_pretrained(tmp)
         with open(tmp / "pretrain_log.jsonl", "w", encoding="utf-8") as handle:

@@ -8,7 +8,7 @@ import argparse
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,21 +72,35 @@ def _output_name(name: str, taken: set[str]) -> str:
 
 
 def _load_items(
-    source: str,
+    source: Any,
     split: str,
     prompts_column: str | None,
     max_images: int | None,
     hint_boxes: bool,
+    allow_outside_images: bool = False,
 ) -> tuple[list[_Item], list[dict]]:
-    """The images to repair and the inputs refused (``{"image", "reason"}``)."""
+    """The images to repair and the inputs refused (``{"image", "reason"}``). ``source``: a folder of images, a
+    dataset folder or Hub id, or a ``datasets.Dataset``."""
+    from synartifact.utils import link_outside
+
     items, bad, taken = [], [], set()
-    if not _is_dataset(source):
+    if isinstance(source, (str, os.PathLike)) and not _is_dataset(str(source)):
         folder = Path(source)
         files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise ValueError(f"--images {source} holds no image files ({', '.join(IMAGE_SUFFIXES)}).")
         for path in files[:max_images] if max_images else files:
             name = str(path.relative_to(folder))
+            escaped = None if allow_outside_images else link_outside(folder, path)
+            if escaped is not None:
+                bad.append(
+                    {
+                        "image": name,
+                        "reason": f"a symbolic link (or in a linked folder) that leads outside --images {folder}, to "
+                        f"{escaped}: image files must stay inside it (pass --allow-outside-images to read it anyway)",
+                    }
+                )
+                continue
             try:
                 image = to_rgb(path)
             except (ValueError, FileNotFoundError) as err:
@@ -94,12 +108,12 @@ def _load_items(
                 continue
             items.append(_Item(name, _output_name(name, taken), image, None, []))
         return items, bad
-    from datasets import DatasetDict
+    from datasets import Dataset, DatasetDict
     from datasets import Image as ImageFeature
 
     from synartifact.data import load_artifact_dataset
 
-    data = load_artifact_dataset(source)
+    data = source if isinstance(source, (Dataset, DatasetDict)) else load_artifact_dataset(source)
     if isinstance(data, DatasetDict):
         if split not in data:
             raise ValueError(f"Dataset {source} has no split {split!r} (--split); its splits: {', '.join(data)}.")
@@ -165,10 +179,15 @@ def save_repair_grid(results: Sequence[RepairResult], names: Sequence[str], path
     return save_image_grid([("before", before), ("after", after)], path, titles=[n for _, n in shown])
 
 
+def _outside_mask_unchanged(result: RepairResult) -> bool:
+    mask = np.asarray(result.mask) > 0
+    return bool(np.array_equal(np.asarray(result.original)[~mask], np.asarray(result.image)[~mask]))
+
+
 def repair_folder(
     classifier: Any,
     inpainter: Any,
-    images: str,
+    images: Any,
     out: str | Path,
     *,
     rounds: int = 2,
@@ -182,17 +201,21 @@ def repair_folder(
     batch_size: int = 8,
     unboxed: str = "skip",
     hint_boxes: bool = False,
+    allow_outside_images: bool = False,
     device: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    extra_metrics: Callable[[list[RepairResult]], Mapping[str, Any]] | None = None,
 ) -> dict:
-    """Repair a folder of images or a dataset split into ``out``; return the summary.
+    """Repair a folder of images or a dataset split (a folder, a Hub id or a ``datasets.Dataset``) into ``out``;
+    return the summary.
 
     Writes the repaired images (under the input file names; a dataset's rows as ``<image_id or index>.png``), a
     before/after grid (``before_after.png``), ``repair.jsonl`` (one line per image: ``image``, ``output``,
     ``kinds_before``, ``kinds_after``, ``reward_before``, ``reward_after``, ``rounds``, ``mask_area``, ...),
-    ``skipped.jsonl`` (inputs that are not readable images, with the reason) and ``summary.json``. The folder
-    appears only when complete.
+    ``skipped.jsonl`` (inputs that are not readable images, or symbolic links leading outside a folder ``images``
+    unless ``allow_outside_images``, with the reason) and ``summary.json``, to which ``extra_metrics(results)``
+    adds its figures (the demo's judge). The folder appears only when complete.
     """
     from synartifact.hub_access import require_hub
     from synartifact.utils import atomic_dir
@@ -203,7 +226,8 @@ def repair_folder(
     for model, what in ((classifier, "classifier"), (inpainter, "inpainter")):
         if isinstance(model, (str, os.PathLike)):  # before minutes of loading the other one
             require_hub(model, what)
-    items, bad = _load_items(str(images), split, prompts_column, max_images, hint_boxes)
+    source = str(images) if isinstance(images, os.PathLike) else images
+    items, bad = _load_items(source, split, prompts_column, max_images, hint_boxes, allow_outside_images)
     for row in bad:
         logger.warning("skipped %s: %s", row["image"], row["reason"])
     if not items:
@@ -227,7 +251,24 @@ def repair_folder(
         hints=[item.hints for item in items],
     )
     summary = summarize(results)
-    summary.update({"images": str(images), "skipped": len(bad), "rounds": rounds, "seed": seed, "margin": margin})
+    summary.update(
+        {
+            "images": source if isinstance(source, str) else f"{len(items) + len(bad)} dataset rows",
+            "skipped": len(bad),
+            "rounds": rounds,
+            "seed": seed,
+            "margin": margin,
+            "num_inference_steps": num_inference_steps,
+            "hint_boxes": hint_boxes,
+            "reward_mode": getattr(repairer.reward, "mode", None),
+            # the repairer's promise, checked pixel by pixel: it repaints inside the mask only
+            "outside_mask_unchanged": all(_outside_mask_unchanged(r) for r in results),
+        }
+    )
+    if extra_metrics is not None:
+        summary.update(extra_metrics(results))
+    # the grid shows the images the classifier flagged first (the others are unchanged by construction)
+    shown = sorted(range(len(results)), key=lambda i: (not results[i].rounds, i))
     with atomic_dir(out, overwrite=overwrite) as tmp:
         with open(tmp / JSONL_NAME, "w", encoding="utf-8") as handle:
             for item, result in zip(items, results):
@@ -237,7 +278,7 @@ def repair_folder(
                 handle.write(json.dumps({"image": item.name, "output": item.output, **result.to_dict()}) + "\n")
         if bad:
             (tmp / "skipped.jsonl").write_text("".join(json.dumps(row) + "\n" for row in bad), encoding="utf-8")
-        save_repair_grid(results, [item.name for item in items], tmp / GRID_NAME)
+        save_repair_grid([results[i] for i in shown], [items[i].name for i in shown], tmp / GRID_NAME)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     summary["skipped_images"] = bad
     return summary
@@ -260,6 +301,7 @@ CLI_DEFAULTS: dict[str, Any] = {
     "batch_size": 8,
     "unboxed": "skip",
     "hint_boxes": False,
+    "allow_outside_images": False,
     "device": None,
     "overwrite": False,
 }
@@ -348,6 +390,13 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default=None,
         help="for a dataset: use its annotated boxes where the classifier names a kind without a box",
     )
+    p.add_argument(
+        "--allow-outside-images",
+        action="store_true",
+        default=None,
+        help="read image files inside --images that are symbolic links leading outside it (default: skip and "
+        "report them, as `synartifact dataset build` does)",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace an existing output folder")
 
@@ -369,6 +418,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             batch_size=o["batch_size"],
             unboxed=o["unboxed"],
             hint_boxes=bool(o["hint_boxes"]),
+            allow_outside_images=bool(o["allow_outside_images"]),
             device=o["device"],
             overwrite=bool(o["overwrite"]),
         )

@@ -36,9 +36,6 @@ def load_inpainter(inpainter: Any, device: str | None = None) -> Any:
     """A diffusers inpainting pipeline from a pipeline object (used as is) or a folder / Hub id
     (``AutoPipelineForInpainting``, fp16 on CUDA), on ``device`` (default: CUDA when available, else CPU)."""
     if isinstance(inpainter, (str, os.PathLike)):
-        import torch
-        from diffusers import AutoPipelineForInpainting
-
         from synartifact.utils import is_local_path
 
         name = os.fspath(inpainter)
@@ -50,7 +47,10 @@ def load_inpainter(inpainter: Any, device: str | None = None) -> Any:
             )
         from synartifact.hub_access import require_hub
 
-        require_hub(name, "inpainter")
+        require_hub(name, "inpainter")  # before the seconds of importing diffusers
+        import torch
+        from diffusers import AutoPipelineForInpainting
+
         device = _device(device)
         dtype = torch.float16 if device.startswith("cuda") else torch.float32
         try:

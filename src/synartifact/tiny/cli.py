@@ -24,7 +24,36 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     vlm.add_argument("--seed", type=int, default=0, help="seed for the random weights")
     vlm.add_argument("--overwrite", action="store_true", help="replace an existing folder")
-    vlm.set_defaults(func=lambda a: print(build_tiny_vlm(a.out, arch=a.arch, seed=a.seed, overwrite=a.overwrite)))
+    vlm.add_argument("--image-size", type=int, default=None, help="image side in pixels (default: the family's)")
+    vlm.add_argument(
+        "--patch-size", type=int, default=None, help="vision patch side in pixels (default: the family's)"
+    )
+    vlm.add_argument("--vision-hidden-size", type=int, default=None, help="vision tower width (default: the family's)")
+    vpre = vlm.add_argument_group(
+        "vision pre-training (synartifact.tiny.vision_pretrain): without it the vision tower stays random"
+    )
+    vpre.add_argument(
+        "--pretrain-dataset",
+        default=None,
+        metavar="DIR_OR_ID",
+        help="pre-train the vision tower and projector on this artifact dataset (e.g. outputs/demo/dataset): "
+        "per image token, which kinds cover its cell and the box covering it",
+    )
+    vpre.add_argument("--pretrain-split", default="train", help="split to pre-train on (default: train)")
+    vpre.add_argument(
+        "--pretrain-test-split", default="test", help="held-out split the card's figures are measured on ('' for none)"
+    )
+    vpre.add_argument("--pretrain-epochs", type=int, default=4, help="passes over the split (default: 4)")
+    vpre.add_argument("--pretrain-batch-size", type=int, default=64, help="images per step (default: 64)")
+    vpre.add_argument("--pretrain-lr", type=float, default=3e-3, help="learning rate (default: 3e-3)")
+    vpre.add_argument(
+        "--pretrain-descriptor-weight",
+        type=float,
+        default=1.0,
+        help="weight of the cell-descriptor regression term (0: artifact labels only; default: 1)",
+    )
+    vpre.add_argument("--pretrain-max-images", type=int, default=None, help="use at most this many images")
+    vlm.set_defaults(func=_tiny_vlm_command)
     sd = sub.add_parser("sd", help="a tiny Stable Diffusion pipeline (UNet, VAE, CLIP text encoder, tokenizer, DDIM)")
     sd.add_argument("--out", required=True, help="folder to write")
     sd.add_argument("--seed", type=int, default=0, help="seed for the random weights")
@@ -76,6 +105,31 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     inpaint.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     inpaint.set_defaults(func=_tiny_sd_inpaint_command)
     return parser
+
+
+def _tiny_vlm_command(args: argparse.Namespace) -> None:
+    sizes = {"vision_hidden_size": args.vision_hidden_size} if args.vision_hidden_size else {}
+    kwargs = dict(arch=args.arch, seed=args.seed, image_size=args.image_size, patch_size=args.patch_size, **sizes)
+    if not args.pretrain_dataset:
+        print(build_tiny_vlm(args.out, overwrite=args.overwrite, **kwargs))
+        return
+    print(
+        build_tiny_vlm(
+            args.out,
+            overwrite=args.overwrite,
+            pretrain=dict(
+                dataset=args.pretrain_dataset,
+                split=args.pretrain_split,
+                test_split=args.pretrain_test_split or None,
+                epochs=args.pretrain_epochs,
+                batch_size=args.pretrain_batch_size,
+                lr=args.pretrain_lr,
+                descriptor_weight=args.pretrain_descriptor_weight,
+                max_images=args.pretrain_max_images,
+            ),
+            **kwargs,
+        )
+    )
 
 
 def _tiny_sd_inpaint_command(args: argparse.Namespace) -> None:

@@ -182,16 +182,15 @@ def build_pretrained_tiny_sd(
 ) -> Path:
     """:func:`build_tiny_sd` (random weights, in a scratch folder next to ``out``), then
     :func:`~synartifact.generator.pretrain.pretrain_sd` on ``dataset`` into ``out``; ``kwargs`` go to :func:`~synartifact.generator.pretrain.pretrain_sd`. Returns ``out``."""
-    import tempfile
-
     from synartifact.generator.pretrain import pretrain_sd
+    from synartifact.utils import scratch_dir
 
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists: pass overwrite=True (or --overwrite) to replace it.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f"{out.name}.random-", dir=out.parent) as scratch:
-        base = build_tiny_sd(Path(scratch) / "random", seed=seed)
+    with scratch_dir(out) as scratch:
+        base = build_tiny_sd(scratch / "random", seed=seed)
         kwargs.setdefault("base_name", f"synartifact.tiny.build_tiny_sd(seed={seed})")
         return pretrain_sd(base, dataset, out, seed=seed, overwrite=overwrite, **kwargs)
 
@@ -212,9 +211,8 @@ def build_tiny_sd_inpaint(
     (:func:`~synartifact.generator.inpaint.pretrain_inpaint`, which ``kwargs`` go to). Without ``dataset`` the
     widened pipeline is written untrained. Returns ``out``.
     """
-    import tempfile
-
     from synartifact.generator.inpaint import pretrain_inpaint
+    from synartifact.utils import scratch_dir
 
     out = Path(out)
     if out.exists() and not overwrite:
@@ -231,7 +229,7 @@ def build_tiny_sd_inpaint(
             )
         return pretrain_inpaint(base, dataset, out, seed=seed, overwrite=overwrite, **kwargs)
     kwargs.setdefault("vae_steps", 100)
-    with tempfile.TemporaryDirectory(prefix=f"{out.name}.random-", dir=out.parent) as scratch:
-        fresh = build_tiny_sd(Path(scratch) / "random", seed=seed)
+    with scratch_dir(out) as scratch:
+        fresh = build_tiny_sd(scratch / "random", seed=seed)
         kwargs.setdefault("base_name", f"synartifact.tiny.build_tiny_sd(seed={seed})")
         return pretrain_inpaint(fresh, dataset, out, seed=seed, overwrite=overwrite, **kwargs)

@@ -365,6 +365,7 @@ def build_tiny_vlm(
     image_size: int | None = None,
     patch_size: int | None = None,
     vocab_size: int = 4096,
+    pretrain: dict | None = None,
     **sizes: int,
 ) -> Path:
     """Write a tiny VLM with random weights, built from configs, and its offline processor to ``out``; return it.
@@ -373,6 +374,10 @@ def build_tiny_vlm(
     ``qwen2_5vl`` (Qwen2.5-VL). ``sizes`` override the widths and depths: ``hidden_size``, ``intermediate_size``,
     ``layers``, ``heads``, ``vision_hidden_size``, ``vision_intermediate_size``, ``vision_layers``, ``vision_heads``.
     ``AutoModelForImageTextToText.from_pretrained(out)`` and ``load_vlm_processor(out)`` load it.
+
+    ``pretrain``: keyword arguments of :func:`synartifact.tiny.vision_pretrain.pretrain_vision` (at least
+    ``dataset``): the vision tower and projector are then pre-trained on that artifact dataset before ``out`` is
+    written (the language model stays random).
     """
     import torch
 
@@ -412,6 +417,19 @@ def build_tiny_vlm(
         processor.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
 
+    if pretrain:
+        import tempfile
+
+        from synartifact.tiny.vision_pretrain import pretrain_vision
+
+        if Path(out).exists() and not overwrite:
+            raise FileExistsError(f"{out} already exists: pass overwrite=True (or --overwrite) to replace it.")
+        with tempfile.TemporaryDirectory(prefix="synartifact-tiny-vlm-") as scratch:
+            write(Path(scratch))
+            settings = dict(pretrain)
+            dataset = settings.pop("dataset")
+            name = f"synartifact.tiny.build_tiny_vlm(arch={arch!r}, seed={seed}, image_size={image_size})"
+            return pretrain_vision(scratch, dataset, out, overwrite=overwrite, seed=seed, base_name=name, **settings)
     return _write_atomically(out, overwrite, write)
 
 

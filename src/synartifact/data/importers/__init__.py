@@ -53,7 +53,8 @@ Formats (``--format``):
     ``category_id``, ``bbox`` = ``[x, y, width, height]`` in pixels, or else the bounding box of its polygon
     ``segmentation``; caption in ``caption`` or ``attributes.caption``) and ``categories`` (``id``, ``name``: the
     label). Images without annotations are clean images. ``iscrowd`` regions are imported as artifacts like the
-    others and counted (``crowd_regions``) in the build report.
+    others and counted (``crowd_regions``) in the build report; ``skip_crowd`` (``--skip-crowd``) leaves them out,
+    with the images that had only those (not clean images), and counts both under ``dropped``.
 
 ``labelstudio``
     A Label Studio JSON export (a list of tasks). Per task: ``data.image`` and optional ``data.prompt`` /
@@ -74,17 +75,20 @@ Formats (``--format``):
 The field's datasets (issue 22; shared code in ``field.py``). Each uses its built-in label map
 (:data:`~synartifact.data.importers.field.LABEL_PRESETS`; ``--label-map NAME`` names one for any format) under the
 user's ``--label-map``, which overrides it label by label. A region whose source gives it no kind (LOKI, RichHF,
-PAL4VST, SynthScars refs) is never given an invented one: it is dropped and counted per source in the build report
-("... regions that have no artifact kind in this source: pass --kinds-from-captions ...") and its caption is appended
-to ``other_artifacts_caption`` (so that the image does not look clean), unless ``--kinds-from-captions`` finds a
+PAL4VST, SynthScars refs) is never given an invented one: it is kept as a *kind-less artifact* (label
+:data:`~synartifact.data.schema.KINDLESS`, -1, with its box, caption and region) and counted per source in the build
+report's ``notes`` ("... regions kept without a kind (label -1) ..."), unless ``--kinds-from-captions`` finds a
 kind's keyword in its caption (:data:`~synartifact.data.importers.field.CAPTION_KEYWORDS`: the first kind, in that
 table's order, with a whole-word keyword, e.g. "extra" -> ``duplicated_components``, "missing" ->
 ``omitted_components``, "face"/"eye" -> ``awkward_facial_expression``, "hand"/"finger"/"leg" ->
 ``distorted_components``) or ``--label-map`` maps the source's kind-less label (``synthscars_region``,
-``loki_region``, ``richhf_region``, ``pal4vst_region``) to a kind. Polygons and masks become their bounding boxes:
-a polygon's min/max point, a mask component's ``[x0, y0, x1 + 1, y1 + 1]`` over the mask's size (the Label Studio
-brush convention). What a reader noted (units detected, corners swapped, paths resolved) is counted in the report's
-``notes``. Not yet kept: the masks and polygons themselves, a ``source`` column (merging), kind-less artifacts.
+``loki_region``, ``richhf_region``, ``pal4vst_region``) to a kind. Polygons and masks give their bounding boxes
+(a polygon's min/max point, a mask component's ``[x0, y0, x1 + 1, y1 + 1]`` over the mask's size, the Label Studio
+brush convention) and keep their pixels in the artifact's ``mask`` (run-length encoding,
+:mod:`synartifact.data.masks`: a SynthScars polygon rasterized at the image's size, a PAL4VST or RichHF component at
+its mask's size) unless ``masks=False`` (``--no-masks``). What a reader noted (units detected, corners swapped, paths
+resolved) is counted in the report's ``notes``. Datasets are merged with ``synartifact dataset merge``
+(:mod:`synartifact.data.merge`: an ``origin`` column, de-duplication by image content, one split per image).
 
 ``synthscars``
     SynthScars (LEGION). ``--annotations`` is the root (``{train,test}/annotations/*.json``; the folder gives the
@@ -128,15 +132,18 @@ brush convention). What a reader noted (units detected, corners swapped, paths r
     names the image, looked up in ``--images`` by relative path then by file name (the dataset ships no images).
     ``artifact_map`` (an encoded 512x512 heatmap, 0-255): pixels ``>= --heatmap-threshold`` (default 128) form
     8-connected regions; regions under ``--min-region-pixels`` (default 16) are dropped and counted; each other one
-    is a kind-less box, scaled to the image. The float scores (``artifact_score``, ``aesthetics_score``, ...) have
-    no column in the schema: they are kept in the build report's ``image_fields`` only. ``misalignment_map`` and
+    is a kind-less box, scaled to the image, its pixels kept as a 512 x 512 mask. The float scores
+    (``artifact_score``, ``aesthetics_score``, ...) become image-level float columns of the same names (empty for a
+    record without one; listed as ``image_columns`` in the build report). ``misalignment_map`` and
     ``prompt_misalignment_label`` are not kept.
 
 ``pal4vst``
     PAL4VST: ``--annotations`` is the ``labels`` folder (or the root holding it) of ``<split>/*.png`` index masks
     (0 background, 1 bad region; other non-zero values are read as bad and counted), ``--images`` the folder of
     ``<split>/<stem>.jpg`` (or the root holding ``images/``). One kind-less box per 8-connected component
-    (``--min-region-pixels`` as above); a mask whose size is not the image's is a record problem.
+    (``--min-region-pixels`` as above); a mask whose size is not the image's is a record problem. An image under
+    ``--images`` without a mask file is not imported (no mask does not mean clean: an all-zero mask does) and is
+    counted in the report's ``dropped``.
 """
 
 # Layout: records (what every reader shares: Record, BuildReport, labels, image paths), one reader module per

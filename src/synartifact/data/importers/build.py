@@ -37,6 +37,7 @@ from synartifact.data.importers.richhf import _read_richhf
 from synartifact.data.importers.synthscars import _read_synthscars
 from synartifact.data.schema import (
     BBOX_TOLERANCE,
+    KINDLESS,
     DatasetValidationError,
     Problem,
     bbox_to_unit,
@@ -213,7 +214,7 @@ def _finish(rec: Record, ctx: _Context, index: int) -> dict[str, Any] | None:
         )
     artifacts = []
     for art in rec.artifacts:
-        label = ctx.labels.resolve(rec, art)
+        label = KINDLESS if art.get("kindless") else ctx.labels.resolve(rec, art)
         if label == IGNORE:
             local.ignored_labels[str(art["label"])] += 1
             continue
@@ -235,10 +236,18 @@ def _finish(rec: Record, ctx: _Context, index: int) -> dict[str, Any] | None:
         local.polygon_boxes += shape == "polygon"
         local.mask_boxes += shape == "brush"
         local.crowd_regions += bool(art.get("crowd"))
-        artifacts.append({"label": label, "bbox": bbox, "caption": art["caption"]})
+        item = {"label": label, "bbox": bbox, "caption": art["caption"]}
+        if art.get("mask") is not None:
+            item["mask"] = art["mask"]
+        elif art.get("polygons"):
+            from synartifact.data.masks import encode_rle, polygon_mask
+
+            item["mask"] = encode_rle(polygon_mask(art["polygons"], width, height))
+        artifacts.append(item)
     if rec.problems or image is None:
         return None
     return {
+        **rec.report.image_fields.get(rec.image_id, {}),
         "image": image,
         "image_id": rec.image_id,
         "prompt": rec.prompt,
@@ -267,6 +276,8 @@ def build_dataset(
     kinds_from_captions: bool = False,
     heatmap_threshold: int | None = None,
     min_region_pixels: int | None = None,
+    masks: bool = True,
+    skip_crowd: bool = False,
 ) -> BuildResult:
     """Read annotations in ``fmt`` (one of :data:`FORMATS`) into a ``DatasetDict`` with ``train`` / ``test``.
 
@@ -278,20 +289,31 @@ def build_dataset(
     ``max_pixels`` (0/None: no limit) are record problems. The test split is the release's ``eval.txt`` or the
     JSONL ``split`` fields when given, else a seeded stratified split. The field's formats (SynthScars, HAD, LOKI,
     ArtiAgent, RichHF-18K, PAL4VST) use their preset label map (``field.LABEL_PRESETS``) under ``label_map``;
-    ``kinds_from_captions``, ``heatmap_threshold`` (RichHF, 0-255) and ``min_region_pixels`` are theirs.
+    ``kinds_from_captions``, ``heatmap_threshold`` (RichHF, 0-255), ``min_region_pixels`` and ``masks`` (keep
+    each polygon / mask region in the artifact's ``mask``; default True) are theirs. Image-level scores (RichHF)
+    become float columns. ``skip_crowd`` (COCO) leaves ``iscrowd`` regions out, and images that had only those;
+    the report counts both (without it they are imported as artifacts and counted as ``crowd_regions``).
     """
     from datasets import Dataset, DatasetDict
     from tqdm.auto import tqdm
 
     from synartifact.data.splits import stratified_split
 
+    if skip_crowd and fmt != "coco":
+        raise ValueError(f"--skip-crowd (skip_crowd) applies to --format coco (its iscrowd regions), not {fmt}")
     labels = _Labels(format_label_map(fmt, label_map))  # a field format's preset under the user's map
     annotations, ctx = _make_context(fmt, annotations, images, annotator, allow_outside_images)
     ctx.labels, ctx.max_pixels = labels, max_pixels
     # the field formats' options (importers/field.py): None keeps the default
     opts = {"heatmap_threshold": heatmap_threshold, "min_region_pixels": min_region_pixels}
-    ctx.options = {"kinds_from_captions": kinds_from_captions, **{k: v for k, v in opts.items() if v is not None}}
+    ctx.options = {
+        "kinds_from_captions": kinds_from_captions,
+        "masks": masks,
+        "skip_crowd": skip_crowd,
+        **{k: v for k, v in opts.items() if v is not None},
+    }
     report = ctx.report
+    report.format = fmt
     records, file_problems, test_ids = _READERS[fmt](annotations, ctx)
     rows, rejected, all_problems = [], [], list(file_problems)
     seen: dict[str, str] = {}
@@ -357,7 +379,18 @@ def build_dataset(
             rejected=rejected,
             report=report,
         )
-    features = get_features()
+    from synartifact.data.schema import _BASE_COLUMNS
+
+    with_masks = any("mask" in a for r in rows for a in r["artifacts"])
+    if with_masks:
+        for r in rows:
+            for a in r["artifacts"]:
+                a.setdefault("mask", None)
+    extra = sorted({k for r in rows for k in r} - set(_BASE_COLUMNS))
+    for r in rows:
+        for name in extra:
+            r.setdefault(name, None)
+    features = get_features(masks=with_masks, image_columns=extra)
     ds = Dataset.from_list(rows, features=features)
     row_labels = [[a["label"] for a in r["artifacts"]] for r in rows]
     train, test = stratified_split(

@@ -16,6 +16,10 @@ from synartifact.data.importers.records import (
 )
 from synartifact.data.schema import DatasetValidationError, Problem
 
+# the build report's reasons for what ``skip_crowd`` (``--skip-crowd``) leaves out
+SKIPPED_CROWD = "COCO iscrowd regions (--skip-crowd)"
+ONLY_CROWD = "images whose regions were all iscrowd (--skip-crowd): not clean, so left out"
+
 
 def _read_coco(annotations: Path, ctx: _Context) -> tuple[list[Record], list[Problem], set[str] | None]:
     fname = annotations.name
@@ -69,7 +73,7 @@ def _read_coco(annotations: Path, ctx: _Context) -> tuple[list[Record], list[Pro
             rec.declared_size = (w, h)
         records[img["id"]] = rec
 
-    seen_ann = set()
+    seen_ann, crowded = set(), set()
     for i, ann in enumerate(data["annotations"]):
         key = f"annotations[{i}]" + (f" (id {ann.get('id')})" if isinstance(ann, dict) and "id" in ann else "")
         if not isinstance(ann, dict):
@@ -93,6 +97,10 @@ def _read_coco(annotations: Path, ctx: _Context) -> tuple[list[Record], list[Pro
             problems.append(
                 Problem(fname, key, "image_id", f"{ann.get('image_id')!r} is not the id of an entry in images")
             )
+            continue
+        if ann.get("iscrowd") and ctx.options.get("skip_crowd"):
+            ctx.report.dropped[SKIPPED_CROWD] += 1
+            crowded.add(id(rec))
             continue
         bbox, fmt, shape = ann.get("bbox"), "xywh", "box"
         if bbox is None:
@@ -118,7 +126,7 @@ def _read_coco(annotations: Path, ctx: _Context) -> tuple[list[Record], list[Pro
             "shape": shape,
             "label_field": f"{key}.category_id",
             "label_desc": f"category {cid!r} {categories.get(cid)!r}",
-            "crowd": bool(ann.get("iscrowd")),  # imported like any region, and counted in the build report
+            "crowd": bool(ann.get("iscrowd")),  # imported like any region (unless skip_crowd), and counted
         }
         if cid not in categories:
             # the box is still checked so that every problem shows at once
@@ -136,4 +144,11 @@ def _read_coco(annotations: Path, ctx: _Context) -> tuple[list[Record], list[Pro
             caption = ann["attributes"].get("caption")
         art["caption"] = _text(caption)
         rec.artifacts.append(art)
-    return list(records.values()), problems, None
+    kept = []
+    for rec in records.values():
+        if id(rec) in crowded and not rec.artifacts and not rec.problems:
+            # its regions were all skipped: it is not a clean image, so it is left out, not labelled clean
+            ctx.report.dropped[ONLY_CROWD] += 1
+            continue
+        kept.append(rec)
+    return kept, problems, None

@@ -2,10 +2,12 @@
 
 The field's datasets (SynthScars, HAD, LOKI, ArtiAgent, RichHF-18K, PAL4VST) label their regions with their own
 words (HAD's body parts, ArtiAgent's categories) or with none at all (LOKI, RichHF and PAL4VST regions, SynthScars
-refs). :data:`LABEL_PRESETS` maps the former to kinds; the latter are never given an invented kind: they are dropped
-and counted (their captions kept in ``other_artifacts_caption``, so that the image does not look clean) unless
+refs). :data:`LABEL_PRESETS` maps the former to kinds; the latter are never given an invented kind: they are kept as
+*kind-less artifacts* (box, caption and region, label :data:`~synartifact.data.schema.KINDLESS`) and counted, unless
 ``--kinds-from-captions`` finds a kind's keyword (:data:`CAPTION_KEYWORDS`) in their caption or ``--label-map``
 maps the source's kind-less label (:data:`KINDLESS_LABELS`, e.g. ``pal4vst_region=distorted_components``).
+Mask and heatmap regions keep their pixels (``mask``, :mod:`synartifact.data.masks`), polygons are rasterized at the
+image's size when the image is opened.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from synartifact.data.importers.records import (
     _relative_to,
     load_label_map,
 )
+from synartifact.data.masks import encode_rle
 from synartifact.data.schema import Problem
 from synartifact.taxonomy import normalize_name
 
@@ -148,9 +151,17 @@ def _mapped(ctx: _Context, label: str) -> bool:
     return label in ctx.labels.exact or normalize_name(label) in ctx.labels.loose
 
 
+def kindless_note(source: str) -> str:
+    """The build report's note counting ``source``'s regions kept without a kind."""
+    return (
+        f"{source} regions kept without a kind (label -1): --kinds-from-captions or --label-map "
+        f"{KINDLESS_LABELS[source]}=KIND gives them one"
+    )
+
+
 def add_kindless(ctx: _Context, rec: Record, source: str, art: dict[str, Any]) -> None:
     """Add a region that has no kind in its source: a kind from its caption (``--kinds-from-captions``), else the
-    label map's kind for the source's kind-less label, else drop it, count it and keep its caption."""
+    label map's kind for the source's kind-less label, else a kind-less artifact (label -1), counted."""
     pseudo = KINDLESS_LABELS[source]
     by_captions = bool(ctx.options.get("kinds_from_captions"))
     if by_captions:
@@ -166,43 +177,43 @@ def add_kindless(ctx: _Context, rec: Record, source: str, art: dict[str, Any]) -
         art["label"] = pseudo
         rec.artifacts.append(art)
         return
-    if by_captions:
-        reason = (
-            f"{source} regions whose caption names no kind's keyword (field.CAPTION_KEYWORDS); map the rest with "
-            f"--label-map {pseudo}=KIND"
-        )
-    else:
-        reason = (
-            f"{source} regions that have no artifact kind in this source: pass --kinds-from-captions to map them "
-            f"by keywords in their captions, or a --label-map ({pseudo}=KIND)"
-        )
-    rec.report.dropped[reason] += 1
-    text = art.get("caption") or f"an artifact region without a kind ({source})"
-    rec.other_artifacts_caption = "; ".join(t for t in (rec.other_artifacts_caption, text) if t)
+    # kind-less: build._finish gives it label KINDLESS without asking the label map (it names no label)
+    art["label"], art["kindless"] = pseudo, True
+    rec.artifacts.append(art)
+    rec.report.notes[kindless_note(source)] += 1
 
 
 def mask_regions(mask: Any, min_pixels: int) -> tuple[list[tuple[int, int, int, int]], int]:
     """Boxes ``(x0, y0, x1, y1)`` (pixels, ``x1``/``y1`` one past the last pixel) of the 8-connected components of
     the non-zero pixels, in raster order of their first pixel, and how many had fewer than ``min_pixels`` pixels
     (left out). Uses ``scipy.ndimage.label`` when scipy is installed, else a breadth-first search."""
+    regions, small = region_masks(mask, min_pixels)
+    return [box for box, _ in regions], small
+
+
+def region_masks(mask: Any, min_pixels: int) -> tuple[list[tuple[tuple[int, int, int, int], Any]], int]:
+    """:func:`mask_regions` with each component's own boolean mask (the size of ``mask``): ``[(box, pixels)]``."""
     import numpy as np
 
     on = np.asarray(mask) != 0
     try:
         from scipy import ndimage
     except ImportError:
-        return _mask_regions_bfs(on, min_pixels)
-    labels, _ = ndimage.label(on, structure=np.ones((3, 3), dtype=int))
+        labels = _label_bfs(on)
+    else:
+        labels, _ = ndimage.label(on, structure=np.ones((3, 3), dtype=int))
     sizes = np.bincount(labels.ravel())
-    boxes, small = [], 0
-    for i, sl in enumerate(ndimage.find_objects(labels), 1):
-        if sl is None:
+    regions, small = [], 0
+    for i in range(1, len(sizes)):
+        if sizes[i] == 0:
             continue
         if sizes[i] < min_pixels:
             small += 1
             continue
-        boxes.append((int(sl[1].start), int(sl[0].start), int(sl[1].stop), int(sl[0].stop)))
-    return boxes, small
+        pixels = labels == i
+        ys, xs = np.nonzero(pixels)
+        regions.append(((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1), pixels))
+    return regions, small
 
 
 def records_by_split(
@@ -228,10 +239,10 @@ def add_mask_regions(
     through :func:`add_kindless`; regions under ``min_pixels`` are counted as dropped. ``what`` names the regions
     in the artifact's field ("mask region", "artifact_map region"), ``region`` in the report ("mask", "heatmap")."""
     height, width = mask.shape
-    boxes, small = mask_regions(mask, min_pixels)
+    regions, small = region_masks(mask, min_pixels)
     if small:
         rec.report.dropped[f"{source} {region} regions under --min-region-pixels"] += small
-    for i, (x0, y0, x1, y1) in enumerate(boxes):
+    for i, ((x0, y0, x1, y1), pixels) in enumerate(regions):
         before = len(rec.artifacts)
         art = {
             "bbox": [x0 / width, y0 / height, x1 / width, y1 / height],
@@ -240,35 +251,34 @@ def add_mask_regions(
             "units": "normalized",
             "field": f"{what} {i}",
         }
+        if ctx.options.get("masks", True):
+            art["mask"] = encode_rle(pixels)  # at the mask's own resolution (RichHF: 512 x 512)
         add_kindless(ctx, rec, source, art)
         rec.report.mask_boxes += len(rec.artifacts) > before
 
 
-def _mask_regions_bfs(on: Any, min_pixels: int) -> tuple[list[tuple[int, int, int, int]], int]:
+def _label_bfs(on: Any) -> Any:
+    """8-connected component labels (1, 2, ... in raster order of each component's first pixel) without scipy."""
+    import numpy as np
+
     height, width = on.shape
-    seen = on.copy()
-    boxes, small = [], 0
+    labels = np.zeros(on.shape, dtype=np.int32)
+    current = 0
     for y0, x0 in zip(*on.nonzero()):
-        if not seen[y0, x0]:
+        if labels[y0, x0]:
             continue
-        seen[y0, x0] = False
+        current += 1
+        labels[y0, x0] = current
         queue = deque([(int(y0), int(x0))])
-        n, box = 0, [int(x0), int(y0), int(x0), int(y0)]
         while queue:
             y, x = queue.popleft()
-            n += 1
-            box = [min(box[0], x), min(box[1], y), max(box[2], x), max(box[3], y)]
             for dy in (-1, 0, 1):
                 for dx in (-1, 0, 1):
                     ny, nx = y + dy, x + dx
-                    if 0 <= ny < height and 0 <= nx < width and seen[ny, nx]:
-                        seen[ny, nx] = False
+                    if 0 <= ny < height and 0 <= nx < width and on[ny, nx] and not labels[ny, nx]:
+                        labels[ny, nx] = current
                         queue.append((ny, nx))
-        if n < min_pixels:
-            small += 1
-        else:
-            boxes.append((box[0], box[1], box[2] + 1, box[3] + 1))
-    return boxes, small
+    return labels
 
 
 def _other_extension(path: Path) -> Path | None:

@@ -12,7 +12,7 @@ from synartifact.data.importers.field import (
     records_by_split,
     split_of,
 )
-from synartifact.data.importers.records import Record, _Context
+from synartifact.data.importers.records import IMAGE_EXTENSIONS, Record, _Context
 from synartifact.data.schema import Problem
 
 
@@ -21,7 +21,30 @@ def _read_pal4vst(annotations: Path, ctx: _Context) -> tuple[list[Record], list[
     masks = [annotations] if annotations.is_file() else sorted(root.rglob("*.png"))
     if not masks:
         raise FileNotFoundError(f"--annotations {annotations}: no label mask (labels/<split>/*.png) under it")
-    return records_by_split(root, masks, annotations.is_file(), lambda p, n, sp: _record(ctx, p, n, sp))
+    out = records_by_split(root, masks, annotations.is_file(), lambda p, n, sp: _record(ctx, p, n, sp))
+    if not annotations.is_file():
+        unlabelled = _images_without_mask(ctx, {r.image_id for r in out[0]})
+        if unlabelled:
+            ctx.report.dropped[PAL4VST_UNLABELLED] += unlabelled
+    return out
+
+
+# An image with no label file is not imported: without its mask nobody said it is clean (an all-zero mask does).
+PAL4VST_UNLABELLED = "pal4vst images without a label mask (not imported: no mask does not mean clean)"
+
+
+def _images_without_mask(ctx: _Context, ids: set[str]) -> int:
+    """How many image files under --images (``<split>/<stem>.jpg``, or ``images/<split>/...``) have no mask."""
+    if ctx.images is None or not ctx.images.is_dir():
+        return 0
+    count = 0
+    for path in ctx.images.rglob("*"):
+        if path.suffix.lower() not in IMAGE_EXTENSIONS or not path.is_file():
+            continue
+        rel = path.relative_to(ctx.images).with_suffix("").as_posix()
+        stem = rel[len("images/") :] if rel.startswith("images/") else rel
+        count += stem not in ids and rel not in ids
+    return count
 
 
 def _record(ctx: _Context, path: Path, fname: str, split: str | None) -> Record:

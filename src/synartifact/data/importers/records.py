@@ -52,8 +52,9 @@ class BuildReport:
     unknown_labels: dict[str, dict[str, Any]] = field(default_factory=dict)
     # what a reader of the field's datasets noted (units detected, corners swapped, regions without a kind), per reason
     notes: Counter = field(default_factory=Counter)
-    # image-level values the schema has no column for (RichHF scores): image_id -> {name: value}
+    # image-level values (RichHF scores), kept as float columns of the same names: image_id -> {name: value}
     image_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+    format: str = ""  # the --format read (merge names an input's rows after it)
 
     def merge(self, other: BuildReport) -> None:
         """Add another report's conversion and drop counts (those of one kept record) to this one."""
@@ -83,8 +84,13 @@ class BuildReport:
             "dropped": dict(self.dropped.most_common()),
             "unknown_labels": self.unknown_labels,
             **({"notes": dict(self.notes.most_common())} if self.notes else {}),
-            **({"image_fields": self.image_fields} if self.image_fields else {}),
+            **({"image_columns": self.image_columns()} if self.image_fields else {}),
+            **({"format": self.format} if self.format else {}),
         }
+
+    def image_columns(self) -> list[str]:
+        """The image-level columns the build added (RichHF's scores), sorted."""
+        return sorted({k for v in self.image_fields.values() for k in v})
 
     def lines(self) -> list[str]:
         """The report as short human-readable lines (what ``synartifact dataset build`` prints)."""
@@ -106,8 +112,9 @@ class BuildReport:
                 out.append(f"{what}: {count}")
         out.extend(f"{note}: {count}" for note, count in self.notes.most_common())
         if self.image_fields:
-            names = sorted({k for v in self.image_fields.values() for k in v})
-            out.append(f"image-level values kept only in build_report.json (no column): {', '.join(names)}")
+            out.append(
+                f"image-level columns (float, empty where a record has none): {', '.join(self.image_columns())}"
+            )
         for reason, count in self.dropped.most_common():
             out.append(f"dropped {reason}: {count}")
         if self.ignored_labels:
@@ -323,18 +330,10 @@ def _relative_to(root: Path, path: Path) -> str | None:
 
 
 def _link_outside(root: Path, path: Path) -> Path | None:
-    """The real file when ``path`` is written inside ``root`` but a symbolic link (the file or a folder on its way)
-    leads outside it; ``None`` otherwise (inside, or written outside: the readers' own rule covers that)."""
-    try:
-        Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
-    except ValueError:
-        return None
-    real = Path(os.path.realpath(path))
-    try:
-        real.relative_to(os.path.realpath(root))
-    except ValueError:
-        return real
-    return None
+    """:func:`synartifact.utils.link_outside`: the one confinement rule, shared with ``synartifact repair``."""
+    from synartifact.utils import link_outside
+
+    return link_outside(root, path)
 
 
 def _id_from(rel: str | None, path: Path | str) -> str:

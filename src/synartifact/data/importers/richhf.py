@@ -13,7 +13,7 @@ from synartifact.data.importers.field import (
     locate_image,
 )
 from synartifact.data.importers.records import Record, _Context, _is_absolute
-from synartifact.data.schema import Problem
+from synartifact.data.schema import _BASE_COLUMNS, ORIGIN_COLUMN, Problem
 from synartifact.data.tfrecord import TFRecordError, iter_records, parse_example
 
 
@@ -59,7 +59,12 @@ def _record(ctx: _Context, fname: str, key: str, filename: str, example: dict) -
     prompt = example.get("prompt") or example.get("caption") or []
     if prompt and isinstance(prompt[0], bytes):
         rec.prompt = prompt[0].decode("utf-8", "replace")
-    scores = {k: float(v[0]) for k, v in example.items() if len(v) == 1 and isinstance(v[0], float)}
+    # every single float (artifact_score, aesthetics_score, ...) becomes an image-level column of its name
+    scores = {
+        k: float(v[0])
+        for k, v in example.items()
+        if len(v) == 1 and isinstance(v[0], float) and k not in _BASE_COLUMNS and k != ORIGIN_COLUMN
+    }
     if scores:
         rec.report.image_fields[rec.image_id] = scores
     heatmap = example.get("artifact_map") or []

@@ -85,6 +85,10 @@ def _record(ctx: _Context, fname: str, key: str, entry: dict[str, Any], split: s
         art: dict[str, Any] = {"caption": caption, "units": "pixels", "field": where}
         if box is not None and len(flat) >= 6:
             art.update(bbox=box, fmt="xyxy", shape="polygon")
+            if ctx.options.get("masks", True):  # rasterized at the image's size once it is opened (build._finish)
+                pairs = all(isinstance(i, list) for i in seg) and all(len(i) == 2 for i in seg)
+                nested = all(isinstance(i, list) for i in seg) and not pairs
+                art["polygons"] = [list(p) for p in seg] if nested else [flat]
         elif box is not None:
             rec.problems.append(
                 Problem(fname, key, f"{where}.segmentation", f"a polygon needs 3 points or more, got {len(flat) // 2}")
