@@ -143,8 +143,17 @@ SPECS: dict[str, tuple[str, str, str, list[tuple[str, Callable[[dict], str]]]]] 
             ("images", _num("images", "{}")),
             ("seconds", _num("seconds")),
             ("probe macro-F1", _num("macro_f1", "{:.3f}")),
-            ("kinds with F1 >= 0.5", lambda r: f"{r.get('kinds_over_0_5', '')} of {r.get('kinds', '')}"),
+            ("kinds with F1 >= 0.5", lambda r: f"{r['kinds_over_0_5']} of {r['kinds']}" if "kinds" in r else "-"),
             ("token box IoU", _num("box_iou", "{:.3f}")),
+            ("then SFT epochs", _num("sft_epochs", "{:g}")),
+            ("SFT s", _num("sft_seconds")),
+            ("SFT macro-F1", _num("sft_macro_f1", "{:.3f}")),
+            (
+                "SFT kinds F1 >= 0.5",
+                lambda r: f"{r['sft_kinds_over_0_5']} of {r['sft_kinds']}" if "sft_kinds" in r else "-",
+            ),
+            ("SFT box IoU (tp)", _num("sft_box_iou_tp", "{:.3f}")),
+            ("note", _text("note")),
         ],
     ),
     "stage_memory": (

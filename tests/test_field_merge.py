@@ -310,3 +310,9 @@ def test_merged_dataset_trains_and_evaluates_with_the_synthscars_protocol(tmp_pa
     report = (ev / "report.md").read_text()
     assert "## Protocol `synthscars`" in report and "Computed on the 3 rows of origin `synthscars` (of 6)" in report
     assert "| Mask mIoU (per image, images with artifact pixels) |" in report
+    # the classifier's card says which protocol produced which number, with the model's own values
+    card = (out / "README.md").read_text()
+    miou = saved["model"]["protocol"]["mask"]["miou"]
+    assert f"| mask.miou | {saved['baseline']['protocol']['mask']['miou']:.4f} | {miou:.4f} |" in card
+    assert "| metric (protocol `synthscars`) |" in card and "second table is the `synthscars` protocol's" in card
+    assert "name: mask.miou (synthscars protocol)" in card and "config: synthscars" in card

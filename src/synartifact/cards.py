@@ -297,7 +297,42 @@ def record_classifier_evaluation(
     where = f"`{os.fspath(dataset)}`" + (f", split `{split}`" if split else "")
     n = own.get("n_images") if isinstance(own, Mapping) else None
     note = f"Measured with `synartifact evaluate` on {where}" + (f" ({n} images)" if n else "") + "."
-    return update_card_results(model, results, classifier_results_table(metrics), note)
+    table = classifier_results_table(metrics)
+    protocol = own.get("protocol") if isinstance(own, Mapping) else None
+    if isinstance(protocol, Mapping) and protocol.get("name") not in (None, "synartifact"):
+        name = protocol["name"]
+        figures = _protocol_figures(protocol)
+        for path, value in figures.items():
+            results.append(
+                {**common, "metric_type": path.rsplit(".", 1)[-1], "metric_name": f"{path} ({name} protocol)",
+                 "metric_value": value, "metric_config": name}
+            )  # fmt: skip
+        if figures:
+            base = _protocol_figures((metrics.get("baseline") or {}).get("protocol") or {})
+            lines = [f"| metric (protocol `{name}`) | base model (zero-shot) | fine-tuned |", "|---|---:|---:|"]
+            lines += [
+                f"| {path} | {base[path]:.4f} | {value:.4f} |" if path in base else f"| {path} | - | {value:.4f} |"
+                for path, value in figures.items()
+            ]
+            table += "\n\n" + "\n".join(lines)
+        note += f" The second table is the `{name}` protocol's: {protocol.get('definition', '')}."
+        if protocol.get("reason"):
+            note += f" Not scored: {protocol['reason']}."
+    return update_card_results(model, results, table, note)
+
+
+def _protocol_figures(protocol: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """A peer protocol's numbers (``protocol_metrics``'s dict) as ``{dotted path: value}``, counts left out."""
+    figures: dict[str, float] = {}
+    for key, value in protocol.items():
+        if key in ("name", "definition", "reason") or key.startswith("n_"):
+            continue
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            figures.update(_protocol_figures(value, path + "."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            figures[path] = float(value)
+    return figures
 
 
 def _rate(part: Any) -> str:
