@@ -793,7 +793,10 @@ def test_ddpo_with_drift_and_a_judge_keeps_the_best_epoch(tiny_models, tmp_path)
         assert set(terms) == {"artifact", "drift"} and terms["drift"] <= 0 <= terms["artifact"]
         assert row["reward_mean"] == pytest.approx(terms["artifact"] + 0.5 * terms["drift"], abs=1e-5)
         assert 0 <= row["judge_reward"] <= 1
+        # the content guard's fields are recorded (one judge prompt: not measurable, so it decides nothing)
+        assert row["content_measurable"] is False and row["content_kept"] is None
     summary = json.loads((out / "ddpo_summary.json").read_text())
+    assert summary["content_guard"]["references"] is True and summary["content_guard"]["lost_epochs"] == []
     judged = [row["judge_reward"] for row in log]
     assert summary["best_epoch"] == judged.index(max(judged)) and summary["best_judge_reward"] == max(judged)
     # the judge picks the epoch on its own held-out prompt: neither trained on nor in the before/after comparison

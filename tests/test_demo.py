@@ -219,6 +219,16 @@ def test_report_says_whether_the_gain_is_real(tmp_path):
     write("generator-eval/metrics.json", {**gen, "verdict": stored})
     assert "**Verdict: inconclusive.** Inconclusive: stored." in demo.write_report(settings, tmp_path).read_text()
 
+    # the content guard: epochs it passed over are named; when no judged epoch kept its content, none is called best
+    write("generator/ddpo_summary.json", {"best_epoch": 40, "content_guard": {"lost_epochs": [50, 60]}})
+    report = demo.write_report(settings, tmp_path).read_text()
+    assert "The judge rated epoch 40 best (`generator/best/`), passing over 2 epoch(s) whose samples lost" in report
+    assert "([50, 60])" in report
+    write("generator/ddpo_summary.json", {"best_epoch": None, "content_guard": {"no_epoch_kept_content": True}})
+    report = demo.write_report(settings, tmp_path).read_text()
+    assert "No judged epoch kept its content (content fidelity), so no epoch is called best." in report
+    assert "best (`generator/best/`)" not in report
+
 
 def test_the_judge_gets_data_and_a_model_of_its_own(tmp_path):
     """The judge's dataset is synthesized with another seed (other images than the reward's), and its tiny model is

@@ -34,7 +34,9 @@ prompts after the evaluation ones, removed from training: the epoch is chosen on
 the before/after comparison uses) with an independent classifier (``judge_reward`` in the log, next to the training
 reward in ``reward_curve.png``) and keeps the best-judged epoch's weights in ``best/``
 (``best_epoch``, ``best_judge_reward`` in ``ddpo_summary.json``); the weights in ``output_dir`` stay the last
-epoch's. The before/after rewards are always the artifact reward's.
+epoch's. Content guard: each judged epoch's samples are compared with the base model's samples of the same prompts
+and noise (``content_fidelity``, ``content_kept`` in the log); an epoch whose content is lost is never the best
+(``content_guard`` in the summary; ``best_epoch`` null when no judged epoch kept its content). The before/after rewards are always the artifact reward's.
 
 Prompts: the evaluation prompts (the first ``num_eval_images`` of the dataset's test split, of the prompt file or of
 the built-in list: the ones ``synartifact evaluate-generator`` scores by default) are kept out of training.
@@ -337,6 +339,7 @@ def _write_card(
             "images_per_prompt": getattr(args, "judge_images_per_prompt", None),
             "best_epoch": judge_summary.get("best_epoch"),
             "best_judge_reward": judge_summary.get("best_judge_reward"),
+            "lost_epochs": (judge_summary.get("content_guard") or {}).get("lost_epochs", []),
         }
     save_model_card(
         out,
@@ -551,6 +554,9 @@ def main(script_args: DDPOScriptArguments, ddpo_config: Any) -> Path:
 
         judge = ArtifactReward(script_args.judge, mode="generate", soft=False, device=str(state.device))
         best = BestByJudge(judge, judge_prompts, trainer, pipeline, out, script_args, ddpo_config)
+        # the content guard's references: the base model's samples of the judge's prompts, once per run, before
+        # training and before a checkpoint is loaded (an epoch whose samples lost their content is never the best)
+        best.sample_references()
         recorder.after_epoch = best
 
     # --- train (TRL's loop, timed per epoch), with the reward of held-out prompts before and after ------------

@@ -216,11 +216,21 @@ def _trust_section(out: Path, gen: dict, summary: dict) -> list[str]:
             lines += ["![content fidelity](generator-eval/fidelity.png)", ""]
     if curve.is_file():
         best = summary.get("best_epoch")
+        guard = summary.get("content_guard") or {}
+        lost = guard.get("lost_epochs") or []
+        if best is not None:
+            picked = f" The judge rated epoch {best} best (`generator/best/`)"
+            picked += (
+                f", passing over {len(lost)} epoch(s) whose samples lost their content ({lost})." if lost else "."
+            )
+        elif guard.get("no_epoch_kept_content"):
+            picked = " No judged epoch kept its content (content fidelity), so no epoch is called best."
+        else:
+            picked = ""
         lines += [
             "**Overoptimization**: the training reward per epoch beside the judge's reward on held-out prompts that "
             "are neither trained on nor used in the comparison above; a training reward that rises while the judge "
-            "falls is the sign of reward hacking."
-            + (f" The judge rated epoch {best} best (`generator/best/`)." if best is not None else ""),
+            "falls is the sign of reward hacking." + picked,
             "",
             "![reward curve](generator/reward_curve.png)",
             "",

@@ -21,6 +21,7 @@ __all__ = [
     "EpochRecorder",
     "PromptCycle",
     "TrainingProgress",
+    "content_guard_allows",
     "plot_reward_curve",
 ]
 
@@ -130,24 +131,36 @@ def _jsonl_tracker(path: Path):
     return JsonlTracker()
 
 
-def _eval_reward(sd_pipeline: Any, reward: Any, prompts: list[str], config: Any, seed: int = 1234) -> dict:
-    """Mean reward of images from held-out prompts with fixed seeds (the card's before/after numbers)."""
+def _sample_held_out(sd_pipeline: Any, prompts: list[str], config: Any, seed: int = 1234) -> list:
+    """Images of held-out prompts with fixed seeds (image ``i`` always from the same noise), in eval mode."""
     from synartifact.generator.sampling import sample_images
 
-    if not prompts:
-        return {}
     was_training = sd_pipeline.unet.training
     sd_pipeline.unet.eval()
-    images = sample_images(
-        sd_pipeline,
-        prompts,
-        seed,
-        num_inference_steps=config.sample_num_steps,
-        guidance_scale=config.sample_guidance_scale,
-        eta=config.sample_eta,
-    )
-    sd_pipeline.unet.train(was_training)
-    rows = reward.details(images)
+    try:
+        return sample_images(
+            sd_pipeline,
+            prompts,
+            seed,
+            num_inference_steps=config.sample_num_steps,
+            guidance_scale=config.sample_guidance_scale,
+            eta=config.sample_eta,
+        )
+    finally:
+        sd_pipeline.unet.train(was_training)
+
+
+def _eval_reward(
+    sd_pipeline: Any, reward: Any, prompts: list[str], config: Any, seed: int = 1234, images: list | None = None
+) -> dict:
+    """Mean reward of images from held-out prompts with fixed seeds (the card's before/after numbers); ``images``
+    (a list), when given, receives the sampled images."""
+    if not prompts:
+        return {}
+    sampled = _sample_held_out(sd_pipeline, prompts, config, seed)
+    if images is not None:
+        images.extend(sampled)
+    rows = reward.details(sampled)
     values = [r["reward"] for r in rows]
     return {
         "mean_reward": float(sum(values) / len(values)),
@@ -364,9 +377,26 @@ def _save_weights(trainer: Any, pipeline: Any, out: Path, use_lora: bool) -> Non
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def content_guard_allows(row: dict) -> bool:
+    """Whether an epoch's row may be picked as the best epoch: not when its held-out samples lost their content
+    (``content_kept`` is ``False``: :func:`~synartifact.generator.fidelity.content_fidelity` against the base
+    model's samples of the same prompts and noise). Unmeasured (``None`` or absent: no references, one judge prompt,
+    one image per prompt, or a base model whose prompts cannot be told apart) decides nothing and allows."""
+    return row.get("content_kept") is not False
+
+
 class BestByJudge:
     """``EpochRecorder.after_epoch`` with a judge: every ``judge_every`` epochs (and after the last) the judge scores
-    held-out samples; the weights of the best-judged epoch are saved to ``<output_dir>/best/`` with ``best.json``."""
+    held-out samples; the weights of the best-judged epoch are saved to ``<output_dir>/best/`` with ``best.json``.
+
+    Content guard: :meth:`sample_references` (called once per run, on the base model, before training and before a
+    checkpoint is loaded) samples the judge's prompts with the same noise; each judged epoch's samples are then
+    compared with them by :func:`~synartifact.generator.fidelity.content_fidelity` (``content_fidelity``,
+    ``content_kept``, ``content_lost``, ``content_gained`` in its row). An epoch whose content is lost (``kept``
+    False) is never picked as best, however high its judge reward: a judge may rate a blank above a scene. When no
+    judged epoch keeps content, ``best_epoch`` is ``None`` and ``best/`` is not written (see :meth:`summary`).
+    Fidelity needs at least two judge prompts and two images of each (``judge_images_per_prompt`` >= 2); otherwise
+    it is recorded as unmeasurable and the guard decides nothing."""
 
     def __init__(self, judge: Any, prompts: list[str], trainer: Any, pipeline: Any, out: Path, args: Any, config: Any):
         from synartifact.generator.guards import BestTracker
@@ -374,11 +404,43 @@ class BestByJudge:
         self.judge, self.prompts, self.trainer, self.pipeline = judge, prompts, trainer, pipeline
         self.dir, self.args, self.config = out / "best", args, config
         self.tracker = BestTracker()
+        self.references: list | None = None  # the base model's samples of the judged prompts (sample_references)
+        self.lost_epochs: list[int] = []  # judged epochs the content guard refused
+        self.judged_epochs = 0
+
+    def _sampled_prompts(self) -> list[str]:
+        # each image of a prompt has its own fixed noise
+        return [p for p in self.prompts for _ in range(self.args.judge_images_per_prompt)]
+
+    def sample_references(self) -> None:
+        """Sample the judged prompts on the model as it is now (the base model: call before training and before
+        loading a checkpoint), with the noise every judged epoch uses: the content guard's references."""
+        self.references = _sample_held_out(self.pipeline.sd_pipeline, self._sampled_prompts(), self.config)
+
+    def _fidelity(self, images: list) -> dict:
+        """The content-fidelity fields of a judged epoch's row (``None`` values without references)."""
+        from synartifact.generator.fidelity import content_fidelity
+
+        if self.references is None:
+            return {"content_fidelity": None, "content_kept": None}
+        fid = content_fidelity({0: self.references}, {0: images}, self._sampled_prompts())
+        return {
+            "content_fidelity": fid["fidelity"],
+            "content_kept": fid["kept"],
+            "content_measurable": fid["measurable"],
+            "content_lost": fid.get("lost"),
+            "content_gained": fid.get("gained"),
+        }
 
     def resume(self, rows: list[dict]) -> None:
-        """Take up the best epoch of the rows kept on resume, when ``best/`` holds its weights; else start over."""
+        """Take up the best epoch of the rows kept on resume, when ``best/`` holds its weights; else start over.
+        Rows whose content was lost (:func:`content_guard_allows`) are not candidates."""
         for row in rows:
             if row.get("judge_reward") is not None:
+                self.judged_epochs += 1
+                if not content_guard_allows(row):
+                    self.lost_epochs.append(row["epoch"])
+                    continue
                 self.tracker.update(row["epoch"], row["judge_reward"])
         saved = self.dir / "best.json"
         held = json.loads(saved.read_text()).get("epoch") if saved.is_file() else None
@@ -393,26 +455,51 @@ class BestByJudge:
         last = epoch == self.config.num_epochs - 1
         if (epoch + 1) % self.args.judge_every and not last:
             return {}
-        # each image of a prompt has its own fixed noise
-        sampled = [p for p in self.prompts for _ in range(self.args.judge_images_per_prompt)]
-        value = _eval_reward(self.pipeline.sd_pipeline, self.judge, sampled, self.config)["mean_reward"]
-        if self.tracker.update(epoch, value):
+        images: list = []
+        value = _eval_reward(
+            self.pipeline.sd_pipeline, self.judge, self._sampled_prompts(), self.config, images=images
+        )
+        row = {"judge_reward": value["mean_reward"], **self._fidelity(images)}
+        value = row["judge_reward"]
+        self.judged_epochs += 1
+        if not content_guard_allows(row):
+            self.lost_epochs.append(epoch)
+            logger.warning(
+                "epoch %d: judge reward %.4f, but its held-out samples lost their content (fidelity %s): not a "
+                "candidate for the best epoch.",
+                epoch,
+                value,
+                row["content_fidelity"],
+            )
+        elif self.tracker.update(epoch, value):
             self.dir.mkdir(parents=True, exist_ok=True)
             (self.dir / "best.json").unlink(missing_ok=True)
             _save_weights(self.trainer, self.pipeline, self.dir, self.args.use_lora)
             (self.dir / "best.json").write_text(json.dumps({"epoch": epoch, "judge_reward": value}))
             logger.info("epoch %d: judge reward %.4f, the best so far: weights saved to %s", epoch, value, self.dir)
-        return {"judge_reward": value}
+        return row
 
     def summary(self) -> dict:
-        """The best epoch, its judge reward and which weights are where."""
+        """The best epoch, its judge reward, which weights are where and what the content guard refused
+        (``content_guard``: ``lost_epochs``; ``no_epoch_kept_content`` when every judged epoch lost its content, in
+        which case ``best_epoch`` is ``None`` and ``best/`` holds nothing)."""
+        none_kept = self.judged_epochs > 0 and len(self.lost_epochs) == self.judged_epochs
         return {
             "best_epoch": self.tracker.best_epoch,
             "best_judge_reward": self.tracker.best_value,
             "judge": self.args.judge,
             "judge_prompts": self.prompts,
+            "content_guard": {
+                "rule": "an epoch whose judged samples lost their content (content_kept false: content_fidelity "
+                "against the base model's samples of the same prompts and noise) is never the best epoch",
+                "references": self.references is not None,
+                "judged_epochs": self.judged_epochs,
+                "lost_epochs": list(self.lost_epochs),
+                "no_epoch_kept_content": none_kept,
+            },
             "weights": {
                 "final": f"{LORA_WEIGHTS if self.args.use_lora else 'the pipeline'} in output_dir: the last epoch's",
-                "best": "best/: the epoch with the highest judge reward (best_epoch)",
+                "best": "best/: the epoch with the highest judge reward among those that kept their content "
+                "(best_epoch)" + ("; none did, so best/ holds no weights" if none_kept else ""),
             },
         }
