@@ -281,3 +281,25 @@ def test_saved_files_name_final_folders_not_temporary_ones(tmp_path, monkeypatch
     assert json.loads((out / "tiny-sd" / "model_index.json").read_text())["_name_or_path"] == "outputs/demo/tiny-sd"
     unet = json.loads((out / "tiny-sd-inpaint" / "unet" / "config.json").read_text())
     assert unet["_name_or_path"] == "outputs/demo/tiny-sd-inpaint/unet"
+
+
+def test_vlm_stages_pretrain_the_vision_side_when_asked(tmp_path, tiny_dataset):
+    """`--vlm-pretrain-epochs N`: the classifier's tiny VLM is pre-trained on the demo's dataset (its training split)
+    and the stage's fingerprint says so; 0 (the default) builds it with a random vision tower, as before."""
+    import shutil
+
+    shutil.copytree(tiny_dataset, tmp_path / "dataset")
+    stages = {stage.name: stage for stage in demo.STAGES}
+    off = demo.DemoSettings(out=tmp_path, num_proc=1)
+    on = demo.DemoSettings(out=tmp_path, num_proc=1, vlm_pretrain_epochs=1)
+    stages["tiny-vlm"].run(on, tmp_path / "tiny-vlm")
+    summary = json.loads((tmp_path / "tiny-vlm" / "vision_pretrain.json").read_text())
+    assert summary["epochs"] == 1 and summary["split"] == "train"
+    assert summary["dataset"] == str(tmp_path / "dataset")
+    stages["tiny-vlm"].run(off, tmp_path / "tiny-vlm-off")
+    assert not (tmp_path / "tiny-vlm-off" / "vision_pretrain.json").exists()
+    assert "dataset" in stages["tiny-vlm"].after and "judge-dataset" in stages["judge-vlm"].after
+    prints_off, prints_on = demo._stage_fingerprints(off), demo._stage_fingerprints(on)
+    assert prints_off["tiny-vlm"] != prints_on["tiny-vlm"] and prints_off["judge-vlm"] != prints_on["judge-vlm"]
+    assert prints_off["sft"] != prints_on["sft"]  # what is trained on the pre-trained model reruns too
+    assert prints_off["dataset"] == prints_on["dataset"]

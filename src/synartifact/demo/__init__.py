@@ -197,6 +197,13 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument(
         "--eval-max-samples", type=int, default=d.eval_max_samples, help="cap the evaluation split (0: all)"
     )
+    parser.add_argument(
+        "--vlm-pretrain-epochs",
+        type=int,
+        default=d.vlm_pretrain_epochs,
+        help="pre-train the classifier's and the judge's vision side this many epochs on their data before SFT "
+        f"(synartifact.tiny.vision_pretrain; default: {d.vlm_pretrain_epochs}, random vision towers)",
+    )
     parser.add_argument("--force", action="store_true", help="redo every stage")
     parser.add_argument(
         "--force-stage",
@@ -221,6 +228,7 @@ def _cli(args: argparse.Namespace) -> int:
         sft_overrides=args.sft_overrides,
         ddpo_overrides=args.ddpo_overrides,
         eval_max_samples=args.eval_max_samples or None,
+        vlm_pretrain_epochs=args.vlm_pretrain_epochs,
         force=args.force,
         force_stage=args.force_stage,
     )

@@ -46,6 +46,10 @@ class DemoSettings:
     judge_patch_size: int = 16
     judge_vision_hidden_size: int = 64
     judge_epochs: int = 10
+    # Pre-train the tiny VLMs' vision side (synartifact.tiny.vision_pretrain) this many epochs on their own training
+    # data before SFT, the classifier's on `dataset` and the judge's on `judge-dataset`; 0 keeps random vision towers.
+    # benchmarks/vision_pretrain.py measures what it is worth (its table in benchmarks/README.md).
+    vlm_pretrain_epochs: int = 0
     sft_recipe: Path = RECIPES / "tiny/sft/config_cpu.yaml"
     ddpo_recipe: Path = RECIPES / "tiny/ddpo/config_cpu.yaml"
     sft_overrides: list[str] = field(default_factory=list)

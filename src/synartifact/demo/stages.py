@@ -82,10 +82,18 @@ def _stage_judge_dataset(s: DemoSettings, out: Path) -> None:
     _synthesize(s, out, judge=True)
 
 
+def _vision_pretraining(s: DemoSettings, dataset: str, split: str) -> dict | None:
+    """``build_tiny_vlm``'s ``pretrain`` argument: the vision side pre-trained on a demo dataset, or ``None`` (off)."""
+    if s.vlm_pretrain_epochs <= 0:
+        return None
+    return {"dataset": str(s.out / dataset), "split": split, "epochs": s.vlm_pretrain_epochs}
+
+
 def _stage_tiny_vlm(s: DemoSettings, out: Path) -> None:
     from synartifact.tiny import build_tiny_vlm
 
-    build_tiny_vlm(out, arch="llava", seed=s.seed, overwrite=True)
+    pretrain = _vision_pretraining(s, "dataset", s.reward_train_split)
+    build_tiny_vlm(out, arch="llava", seed=s.seed, overwrite=True, pretrain=pretrain)
 
 
 def _sft(s: DemoSettings, out: Path, model: str, split: str, seed: int, *extra: str, dataset: str = "dataset") -> None:
@@ -111,6 +119,7 @@ def _stage_judge_vlm(s: DemoSettings, out: Path) -> None:
         image_size=s.judge_image_size,
         patch_size=s.judge_patch_size,
         vision_hidden_size=s.judge_vision_hidden_size,
+        pretrain=_vision_pretraining(s, "judge-dataset", s.judge_train_split),
     )
 
 
@@ -276,7 +285,21 @@ STAGES_BEFORE_REPORT: tuple[Stage, ...] = (
         _stage_judge_dataset,
         lambda s: _synth_settings(s, judge=True),
     ),
-    Stage("tiny-vlm", "tiny-vlm", "build the tiny VLM from configs", _stage_tiny_vlm, lambda s: {"seed": s.seed}),
+    Stage(
+        "tiny-vlm",
+        "tiny-vlm",
+        "build the tiny VLM from configs (and pre-train its vision side with --vlm-pretrain-epochs)",
+        _stage_tiny_vlm,
+        lambda s: (
+            {"seed": s.seed}
+            | (
+                {"pretrain_epochs": s.vlm_pretrain_epochs, "split": s.reward_train_split}
+                if s.vlm_pretrain_epochs
+                else {}
+            )
+        ),
+        after=("dataset",),
+    ),
     Stage(
         "sft",
         "classifier",
@@ -303,11 +326,19 @@ STAGES_BEFORE_REPORT: tuple[Stage, ...] = (
         "judge-vlm",
         "build the judge's tiny VLM (another family, another seed)",
         _stage_judge_vlm,
-        lambda s: {
-            "seed": s.seed + 1,
-            "arch": s.judge_arch,
-            "size": (s.judge_image_size, s.judge_patch_size, s.judge_vision_hidden_size),
-        },
+        lambda s: (
+            {
+                "seed": s.seed + 1,
+                "arch": s.judge_arch,
+                "size": (s.judge_image_size, s.judge_patch_size, s.judge_vision_hidden_size),
+            }
+            | (
+                {"pretrain_epochs": s.vlm_pretrain_epochs, "split": s.judge_train_split}
+                if s.vlm_pretrain_epochs
+                else {}
+            )
+        ),
+        after=("judge-dataset",),
     ),
     Stage(
         "judge",
