@@ -301,14 +301,14 @@ def record_classifier_evaluation(
     protocol = own.get("protocol") if isinstance(own, Mapping) else None
     if isinstance(protocol, Mapping) and protocol.get("name") not in (None, "synartifact"):
         name = protocol["name"]
-        figures = _protocol_figures(protocol)
+        figures = _protocol_figures(protocol, name)
         for path, value in figures.items():
             results.append(
                 {**common, "metric_type": path.rsplit(".", 1)[-1], "metric_name": f"{path} ({name} protocol)",
                  "metric_value": value, "metric_config": name}
             )  # fmt: skip
         if figures:
-            base = _protocol_figures((metrics.get("baseline") or {}).get("protocol") or {})
+            base = _protocol_figures((metrics.get("baseline") or {}).get("protocol") or {}, name)
             lines = [f"| metric (protocol `{name}`) | base model (zero-shot) | fine-tuned |", "|---|---:|---:|"]
             lines += [
                 f"| {path} | {base[path]:.4f} | {value:.4f} |" if path in base else f"| {path} | - | {value:.4f} |"
@@ -321,18 +321,13 @@ def record_classifier_evaluation(
     return update_card_results(model, results, table, note)
 
 
-def _protocol_figures(protocol: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """A peer protocol's numbers (``protocol_metrics``'s dict) as ``{dotted path: value}``, counts left out."""
-    figures: dict[str, float] = {}
-    for key, value in protocol.items():
-        if key in ("name", "definition", "reason") or key.startswith("n_"):
-            continue
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            figures.update(_protocol_figures(value, path + "."))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            figures[path] = float(value)
-    return figures
+def _protocol_figures(protocol: Mapping[str, Any], name: str) -> dict[str, float]:
+    """The numbers a peer protocol reports (``PROTOCOL_FIGURES``, the evaluation report's rows) that ``protocol``
+    (``protocol_metrics``'s dict) holds, as ``{dotted path: value}``."""
+    from synartifact.classifier.metrics import PROTOCOL_FIGURES
+
+    figures = {path: _number(protocol, (path,)) for path, _ in PROTOCOL_FIGURES.get(name, ())}
+    return {path: value for path, value in figures.items() if value is not None}
 
 
 def _rate(part: Any) -> str:

@@ -27,6 +27,7 @@ import numpy as np
 from synartifact.cards import record_classifier_evaluation
 from synartifact.classifier.metrics import (
     ACCURACY_DEFINITION,
+    PROTOCOL_FIGURES,
     PROTOCOLS,
     compute_metrics,
     cooccurrence_matrix,
@@ -341,34 +342,16 @@ def _report_markdown(metrics: Mapping, info: Mapping) -> str:
     return "\n".join(lines)
 
 
-_PROTOCOL_ROWS = {
-    "synthscars": (
-        ("mask.miou", "Mask mIoU (per image, images with artifact pixels)"),
-        ("mask.f1", "Mask F1 (per image, images with artifact pixels)"),
-        ("mask.pixel_iou", "Pixel IoU (pooled)"),
-        ("mask.pixel_f1", "Pixel F1 (pooled)"),
-        ("explanation.rouge_l.all", "Explanation ROUGE-L (all)"),
-        ("explanation.css.all", "Explanation CSS (all)"),
-    ),
-    "loki": (
-        ("judgement.accuracy", "Judgement accuracy (synthetic / real)"),
-        ("judgement.accuracy_synthetic", "Judgement accuracy on synthetic images"),
-        ("judgement.accuracy_real", "Judgement accuracy on real images"),
-        ("region.box_iou.all", "Region box IoU (all)"),
-        ("region.mask.miou", "Region mask mIoU"),
-        ("region.mask.f1", "Region mask F1"),
-    ),
-}
-
-
 def _protocol_lines(metrics: Mapping, info: Mapping) -> list[str]:
     """The report's section for a peer's protocol: its numbers for both models, and what produced them."""
     name = info.get("protocol", "synartifact")
-    if name not in _PROTOCOL_ROWS:
+    if name not in PROTOCOL_FIGURES:
         return []
     model, baseline = metrics["model"].get("protocol") or {}, (metrics.get("baseline") or {}).get("protocol") or {}
     rows = [
-        (k, label) for k, label in _PROTOCOL_ROWS[name] if _get(model, k) is not None or _get(baseline, k) is not None
+        (k, label)
+        for k, label in PROTOCOL_FIGURES[name]
+        if _get(model, k) is not None or _get(baseline, k) is not None
     ]
     lines = ["", f"## Protocol `{name}`", "", PROTOCOLS[name] + "."]
     if info.get("origin"):

@@ -58,6 +58,7 @@ __all__ = [
     "load_caption_encoder",
     "mask_metrics",
     "protocol_metrics",
+    "PROTOCOL_FIGURES",
     "PROTOCOLS",
     "localization_metrics",
     "match_artifacts",
@@ -474,6 +475,28 @@ PROTOCOLS: dict[str, str] = {
     "problems, i.e. artifacts or other_artifacts_caption), also per class (synthetic and real images) since LOKI "
     "reports model bias; its regions scored by box IoU of matched regions and by mask IoU / F1 as for SynthScars. "
     "LOKI's multiple-choice and GPT-scored explanation tasks need its question files and a judge model: not computed",
+}
+
+
+# The figures each peer protocol reports (dotted paths into protocol_metrics' dict), with their labels: the
+# evaluation report's and the model card's protocol tables show these.
+PROTOCOL_FIGURES: dict[str, tuple[tuple[str, str], ...]] = {
+    "synthscars": (
+        ("mask.miou", "Mask mIoU (per image, images with artifact pixels)"),
+        ("mask.f1", "Mask F1 (per image, images with artifact pixels)"),
+        ("mask.pixel_iou", "Pixel IoU (pooled)"),
+        ("mask.pixel_f1", "Pixel F1 (pooled)"),
+        ("explanation.rouge_l.all", "Explanation ROUGE-L (all)"),
+        ("explanation.css.all", "Explanation CSS (all)"),
+    ),
+    "loki": (
+        ("judgement.accuracy", "Judgement accuracy (synthetic / real)"),
+        ("judgement.accuracy_synthetic", "Judgement accuracy on synthetic images"),
+        ("judgement.accuracy_real", "Judgement accuracy on real images"),
+        ("region.box_iou.all", "Region box IoU (all)"),
+        ("region.mask.miou", "Region mask mIoU"),
+        ("region.mask.f1", "Region mask F1"),
+    ),
 }
 
 

@@ -152,6 +152,7 @@ def _evaluate(features, grid, heads, targets, kinds_seen) -> dict:
     import numpy as np
     import torch
 
+    from synartifact.classifier.metrics import box_iou
     from synartifact.taxonomy import SLUGS
 
     dense_head, box_head, image_head = heads[0], heads[1], heads[2]
@@ -177,7 +178,7 @@ def _evaluate(features, grid, heads, targets, kinds_seen) -> dict:
                 continue
             weights = dense_prob[i, cells, k][:, None]
             box = (box_pred[i, cells] * weights).sum(0) / weights.sum()
-            ious.append(_iou(box, artifact["bbox"]))
+            ious.append(box_iou(box, artifact["bbox"]))
     return {
         "per_kind_f1": per_kind,
         "macro_f1": float(np.mean(list(per_kind.values()))) if per_kind else float("nan"),
@@ -187,23 +188,14 @@ def _evaluate(features, grid, heads, targets, kinds_seen) -> dict:
     }
 
 
-def _iou(a, b) -> float:
-    ax0, ay0, ax1, ay1 = (float(v) for v in a)
-    bx0, by0, bx1, by1 = (float(v) for v in b)
-    iw, ih = max(0.0, min(ax1, bx1) - max(ax0, bx0)), max(0.0, min(ay1, by1) - max(ay0, by0))
-    union = max(0.0, ax1 - ax0) * max(0.0, ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - iw * ih
-    return iw * ih / union if union > 0 else 0.0
-
-
 def _load_split(dataset: Any, split: str, max_images: int | None) -> tuple[list, list[list[dict]]]:
     from synartifact.data import load_artifact_dataset
+    from synartifact.data.splits import select_split
 
     data = load_artifact_dataset(str(dataset)) if isinstance(dataset, (str, Path)) else dataset
     where = str(dataset) if isinstance(dataset, (str, Path)) else "the given dataset"
     if hasattr(data, "keys"):
-        if split not in data:
-            raise ValueError(f"{where} has no split {split!r} (splits: {', '.join(data.keys())}).")
-        data = data[split]
+        data = select_split(data, split, where)
     for column in ("image", "artifacts"):
         if column not in data.column_names:
             raise ValueError(
@@ -313,19 +305,19 @@ def pretrain_vision(
         with torch.set_grad_enabled(train):
             return image_token_features(model, _collate(items), len(items))
 
-    images, artifacts = _load_split(dataset, split, max_images)
-    descriptors = None
-    if descriptor_weight:
-        grid_guess = int(round(math.sqrt(encode(_image_inputs(processor, images[:1]), False).shape[1])))
-        descriptors = torch.from_numpy(np.stack([cell_descriptors(image, grid_guess) for image in images]))
-        center, scale = descriptors.mean((0, 1)), descriptors.std((0, 1)).clamp(min=1e-6)
-        descriptors = (descriptors - center) / scale
-    images = _image_inputs(processor, images)
+    pil_images, artifacts = _load_split(dataset, split, max_images)
+    images = _image_inputs(processor, pil_images)
     probe = encode(images[:1], False)
     tokens, hidden = int(probe.shape[1]), int(probe.shape[2])
     grid = int(round(math.sqrt(tokens)))
     if grid * grid != tokens:
         raise ValueError(f"{base}: {tokens} image tokens per image do not form a square grid; cannot map boxes.")
+    descriptors = None
+    if descriptor_weight:
+        descriptors = torch.from_numpy(np.stack([cell_descriptors(image, grid) for image in pil_images]))
+        center, scale = descriptors.mean((0, 1)), descriptors.std((0, 1)).clamp(min=1e-6)
+        descriptors = (descriptors - center) / scale
+    del pil_images
     per_image = [cell_targets(a, grid, num_kinds) for a in artifacts]
     dense_kinds = torch.from_numpy(np.stack([t[0] for t in per_image]))
     dense_boxes = torch.from_numpy(np.stack([t[1] for t in per_image]))
