@@ -20,6 +20,7 @@ __all__ = [
     "align_mm_token_type_ids",
     "apply_warmup_ratio",
     "library_version",
+    "write_portable_processor_files",
 ]
 
 
@@ -94,3 +95,126 @@ def image_token_features(model: Any, inputs: dict, num_images: int) -> Any:
     if isinstance(out, (list, tuple)):
         out = torch.cat([t.reshape(-1, t.shape[-1]) for t in out])
     return out.reshape(num_images, -1, out.shape[-1])
+
+
+# transformers 5.0 saves tokenizers as `TokenizersBackend` with `extra_special_tokens` as a list, the image
+# processor inside processor_config.json and RoPE settings as `rope_parameters`; 4.57 knows none of them (it raises
+# "Tokenizer class TokenizersBackend does not exist", finds no preprocessor_config.json, and Qwen2-VL fails on a
+# missing `rope_scaling["mrope_section"]`), and it silently re-initializes a 5.x LLaVA's vision tower, whose
+# weights 5.x saves under other names. 5.x reads the 4.57 spellings too, so a folder written in both loads on
+# both stacks.
+_PORTABLE_TOKENIZER_CLASSES = {"TokenizersBackend": "PreTrainedTokenizerFast"}
+
+
+def write_portable_processor_files(folder: Any) -> None:
+    """Rewrite the config, tokenizer and processor files that transformers 5 saved in ``folder`` so that
+    transformers 4.57 loads them as well (no-op for files already in its spellings).
+
+    ``tokenizer_config.json``: ``tokenizer_class`` ``TokenizersBackend`` becomes ``PreTrainedTokenizerFast`` (the
+    same ``tokenizer.json`` model on both) and a list of ``extra_special_tokens`` becomes
+    ``additional_special_tokens``. ``preprocessor_config.json`` is written from ``processor_config.json``'s
+    ``image_processor`` when missing. ``config.json``: each (sub)config's ``rope_parameters`` is also written as
+    4.57's ``rope_theta`` and, when it is more than a plain RoPE, ``rope_scaling``. The weights: 5.x saves a LLaVA's
+    CLIP/SigLIP vision tower as ``vision_tower.embeddings...``, where 4.57 reads ``vision_tower.vision_model.embeddings...``
+    and, finding none, starts the vision tower from random weights with only a warning; the tensors are renamed to
+    4.57's names, which 5.x maps back when it loads. Each file is replaced whole (written beside it, then renamed).
+    """
+    import json
+    import os
+    from pathlib import Path
+
+    folder = Path(folder)
+
+    def rewrite(path: Path, data: dict) -> None:
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+
+    tokenizer_file = folder / "tokenizer_config.json"
+    if tokenizer_file.is_file():
+        config = json.loads(tokenizer_file.read_text())
+        changed = False
+        portable = _PORTABLE_TOKENIZER_CLASSES.get(config.get("tokenizer_class"))
+        if portable:
+            config["tokenizer_class"], changed = portable, True
+        extra = config.get("extra_special_tokens")
+        if isinstance(extra, list):
+            known = list(config.get("additional_special_tokens") or [])
+            config["additional_special_tokens"] = known + [t for t in extra if t not in known]
+            config["extra_special_tokens"], changed = {}, True
+        if changed:
+            rewrite(tokenizer_file, config)
+    config_file = folder / "config.json"
+    if config_file.is_file():
+        config = json.loads(config_file.read_text())
+        if _add_rope_scaling(config) + sum(_add_rope_scaling(v) for v in config.values() if isinstance(v, dict)):
+            rewrite(config_file, config)
+        _portable_weight_names(folder, config)
+    processor_file, image_file = folder / "processor_config.json", folder / "preprocessor_config.json"
+    if processor_file.is_file() and not image_file.exists():
+        processor = json.loads(processor_file.read_text())
+        image = processor.get("image_processor")
+        if isinstance(image, dict):
+            image = dict(image)
+            if processor.get("processor_class"):
+                image.setdefault("processor_class", processor["processor_class"])
+            rewrite(image_file, image)
+
+
+def _add_rope_scaling(config: dict) -> bool:
+    """4.57's ``rope_theta`` / ``rope_scaling`` beside 5.x's ``rope_parameters`` in one (sub)config dict."""
+    params = config.get("rope_parameters")
+    if not isinstance(params, dict) or "rope_scaling" in config:
+        return False
+    if "rope_theta" in params:
+        config.setdefault("rope_theta", params["rope_theta"])
+    scaling = {k: v for k, v in params.items() if k != "rope_theta"}
+    if scaling.get("rope_type", "default") != "default" or "mrope_section" in scaling:
+        if "mrope_section" in scaling:  # 4.57's Qwen2-VL names the multimodal RoPE "default"
+            scaling["rope_type"] = scaling["type"] = "default"
+        config["rope_scaling"] = scaling
+    return True
+
+
+# LLaVA-family configs whose vision tower 4.57 builds as a `*VisionModel` holding a `vision_model` (CLIP, SigLIP)
+_NESTED_VISION_MODELS = ("clip_vision_model", "siglip_vision_model")
+
+
+def _portable_weight_names(folder: Any, config: dict) -> None:
+    """Rename a LLaVA's vision-tower tensors from 5.x's names to 4.57's, in ``model.safetensors`` or its shards."""
+    import json
+    import os
+
+    vision = config.get("vision_config") or {}
+    if (
+        not str(config.get("model_type", "")).startswith("llava")
+        or vision.get("model_type") not in _NESTED_VISION_MODELS
+    ):
+        return
+
+    def renamed(key: str) -> str:
+        for prefix in ("model.vision_tower.", "vision_tower."):
+            if key.startswith(prefix) and not key.startswith(prefix + "vision_model."):
+                return prefix + "vision_model." + key[len(prefix) :]
+        return key
+
+    index_file = folder / "model.safetensors.index.json"
+    index = json.loads(index_file.read_text()) if index_file.is_file() else None
+    shards = sorted(set(index["weight_map"].values())) if index else ["model.safetensors"]
+    from safetensors.torch import load_file, save_file
+
+    for shard in shards:
+        path = folder / shard
+        if not path.is_file():
+            continue
+        tensors = load_file(str(path))
+        if all(renamed(k) == k for k in tensors):
+            continue
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        save_file({renamed(k): v for k, v in tensors.items()}, str(tmp), metadata={"format": "pt"})
+        os.replace(tmp, path)
+    if index and any(renamed(k) != k for k in index["weight_map"]):
+        index["weight_map"] = {renamed(k): v for k, v in index["weight_map"].items()}
+        tmp = index_file.with_name(f".{index_file.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(index, indent=2) + "\n")
+        os.replace(tmp, index_file)

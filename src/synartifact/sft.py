@@ -55,7 +55,7 @@ from trl import TrlParser
 
 from synartifact.cards import classifier_results_table, hub_card_data, save_model_card
 from synartifact.checkpoints import file_problem, newest_complete, numbered_folders
-from synartifact.compat import align_mm_token_type_ids
+from synartifact.compat import align_mm_token_type_ids, write_portable_processor_files
 from synartifact.configs import SFTModelArguments, SFTScriptArguments, SFTTrainingArguments
 from synartifact.prompts import ANSWER_MODES, render_answer, to_sft_example
 from synartifact.utils import final_path, is_local_path
@@ -598,6 +598,7 @@ def main(
     trainer.save_model(str(output_dir))
     if trainer.accelerator.is_main_process:
         processor.save_pretrained(str(output_dir))
+        write_portable_processor_files(output_dir)
 
     # --- evaluate
     if training_args.do_eval and eval_dataset is not None:

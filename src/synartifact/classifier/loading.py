@@ -213,6 +213,7 @@ def qwen_processor_class():
 
     class TinyQwen2VLProcessor(Qwen2VLProcessor):
         attributes = ["image_processor", "tokenizer"]
+        tokenizer_class = "AutoTokenizer"  # the tiny models' PreTrainedTokenizerFast as well as Qwen's own
 
         def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
             super().__init__(image_processor, tokenizer, video_processor=None, chat_template=chat_template, **kwargs)

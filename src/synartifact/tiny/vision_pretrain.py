@@ -285,7 +285,7 @@ def pretrain_vision(
     from transformers import AutoModelForImageTextToText
 
     from synartifact.classifier.loading import load_vlm_processor
-    from synartifact.compat import image_token_features
+    from synartifact.compat import image_token_features, write_portable_processor_files
     from synartifact.taxonomy import SLUGS
     from synartifact.utils import atomic_dir
 
@@ -429,6 +429,7 @@ def pretrain_vision(
     with atomic_dir(out, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
+        write_portable_processor_files(tmp)
         (tmp / VISION_PRETRAIN_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         if log:
             _plot(log, tmp / "vision_pretrain_loss.png")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from synartifact.classifier.loading import qwen_processor_class
+from synartifact.compat import write_portable_processor_files
 
 VLM_ARCHS: tuple[str, ...] = ("llava", "idefics3", "qwen2vl", "qwen2_5vl")
 
@@ -140,13 +141,11 @@ def build_vlm_tokenizer(arch: str = "llava", vocab_size: int = 4096):
     if bos:
         kwargs["bos_token"] = bos
     if arch in ("qwen2vl", "qwen2_5vl"):
-        from transformers import Qwen2TokenizerFast
-
-        cls = Qwen2TokenizerFast
         kwargs["unk_token"] = None
-    else:
-        cls = PreTrainedTokenizerFast
-    tokenizer = cls(
+    # PreTrainedTokenizerFast for every family, Qwen's included: it reads tokenizer.json as written on both stacks,
+    # where transformers 5's Qwen2Tokenizer replaces the saved pre-tokenizer with Qwen's own regex on loading (the
+    # line-level merges then never apply, and the two stacks tokenize the question differently)
+    tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         chat_template=_VLM_TEMPLATES[arch],
         clean_up_tokenization_spaces=False,
@@ -416,6 +415,7 @@ def build_tiny_vlm(
         model.save_pretrained(folder)
         processor.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
+        write_portable_processor_files(folder)
 
     if pretrain:
         import tempfile
