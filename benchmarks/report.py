@@ -156,6 +156,26 @@ SPECS: dict[str, tuple[str, str, str, list[tuple[str, Callable[[dict], str]]]]] 
             ("note", _text("note")),
         ],
     ),
+    "kind_learnability": (
+        "Reference: how learnable each synthesizable kind is in a time budget (a small CNN, no language model)",
+        "none of its own: what it reaches bounds what the demo's tiny VLM can be asked to reach in the same time "
+        "(issue 19's target: macro-F1 >= 0.80 over the ten kinds, no kind under 0.5)",
+        "python benchmarks/kind_learnability.py --dataset outputs/ds10-all-kinds",
+        [
+            ("model", _text("model")),
+            ("seconds", _num("seconds")),
+            ("steps", _num("steps", "{}")),
+            ("images", _num("images", "{}")),
+            ("px", _num("image_size", "{}")),
+            ("macro-F1", _num("macro_f1", "{:.3f}")),
+            ("kinds with F1 >= 0.5", lambda r: f"{r['kinds_over_0_5']} of {r['kinds']}" if "kinds" in r else "-"),
+            ("weakest kind", lambda r: f"{r['weakest']} {r['weakest_f1']:.2f}" if "weakest" in r else "-"),
+            (
+                "per-kind F1",
+                lambda r: ", ".join(f"{k} {v:.2f}" for k, v in r.get("per_kind_f1", {}).items()) or "-",
+            ),
+        ],
+    ),
     "stage_memory": (
         "Time and peak memory per stage (tiny models, each stage its own process)",
         "DDPO epoch split: reward <= 20 %",

@@ -11,7 +11,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
-SCRIPTS = ("dataset_throughput", "sft_overhead", "reward_modes", "ddpo_gain", "stage_memory", "vision_pretrain")
+SCRIPTS = (
+    "dataset_throughput",
+    "sft_overhead",
+    "reward_modes",
+    "ddpo_gain",
+    "stage_memory",
+    "vision_pretrain",
+    "kind_learnability",
+)
 BEGIN = "<!-- report.py: begin (rendered from benchmarks/results/*.json; do not edit by hand) -->"
 END = "<!-- report.py: end -->"
 
