@@ -8,25 +8,25 @@ import os
 from pathlib import Path
 
 from synartifact.webui.models import ModelSource, classifier_source
-from synartifact.webui.tiny_models import cache_dir
 
 __all__ = ["EXAMPLE_SPECS", "example_images", "kinds_notice", "trained_kinds", "write_examples"]
 
 logger = logging.getLogger(__name__)
 
 # (artifact kind, synthesis index) of the classify Space's examples: indices picked for clear, varied pictures.
-# They cover the kinds the demo's classifier learns (DemoSettings.kinds) and a few more.
+# One per synthesizable kind (data.synth.SYNTH_KINDS), the demo classifier's kinds among them.
 EXAMPLE_SPECS: tuple[tuple[str, int], ...] = (
     ("localized_blur", 7),
     ("chromatic_irregularity", 4),
     ("illegible_letters", 6),
     ("distorted_components", 0),
+    ("duplicated_components", 4),
+    ("omitted_components", 0),
     ("abnormal_texture", 4),
     ("impractical_luminosity", 2),
     ("luminance_discrepancy", 0),
+    ("unrealistic_lighting", 2),
 )
-# The synthesis index of an example of a kind that EXAMPLE_SPECS does not list (written to the model cache).
-_EXTRA_EXAMPLE_INDEX = 1
 
 
 def write_examples(folder: str | os.PathLike, size: int = 176, overwrite: bool = False) -> list[Path]:
@@ -81,29 +81,12 @@ def trained_kinds(source: ModelSource | None = None) -> list[str] | None:
 
 
 def example_images(folder: str | os.PathLike, kinds: list[str] | None = None, size: int = 176) -> list[Path]:
-    """The classify Space's examples: one image per kind in ``kinds`` that can be synthesized (the bundled ones
-    from ``folder``, others written to ``<cache>/examples``), so that the first click finds something the classifier
-    knows; all bundled examples when ``kinds`` is ``None`` or none of them can be synthesized."""
-    from synartifact.data.synth import SYNTH_KINDS, synthesize_example
-
+    """The classify Space's examples from ``folder`` (one per synthesizable kind, :data:`EXAMPLE_SPECS`): those of
+    the kinds in ``kinds``, in that order, so that the first click finds something the classifier knows; all of them
+    when ``kinds`` is ``None`` or names no synthesizable kind."""
     bundled = dict(zip((kind for kind, _ in EXAMPLE_SPECS), write_examples(folder, size=size)))
-    wanted = [kind for kind in (kinds or []) if kind in bundled or kind in SYNTH_KINDS]
-    if not wanted:
-        return list(bundled.values())
-    paths = []
-    for kind in wanted:
-        if kind in bundled:
-            paths.append(bundled[kind])
-            continue
-        path = cache_dir() / "examples" / f"{_EXTRA_EXAMPLE_INDEX}_{kind}.png"
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            row = synthesize_example(_EXTRA_EXAMPLE_INDEX, seed=0, size=size, clean_fraction=0.0, kinds=(kind,))
-            tmp = path.with_name(path.stem + f".tmp-{os.getpid()}.png")
-            row["image"].save(tmp, optimize=True)
-            tmp.replace(path)
-        paths.append(path)
-    return paths
+    wanted = [bundled[kind] for kind in (kinds or []) if kind in bundled]
+    return wanted or list(bundled.values())
 
 
 def kinds_notice(kinds: list[str] | None) -> str:
