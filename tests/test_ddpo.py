@@ -459,7 +459,7 @@ def test_ddpo_under_torchrun_two_processes(tiny_models, tmp_path):
     signs of B agree on about half its entries). What they share is what does not depend on the samples: A (LoRA's
     down weights) starts from the same seeded values and gets no gradient in the first step (B = 0), and Adam's first
     step moves each entry of B by the learning rate times g / (|g| + eps), i.e. by lr = 1e-2 for every entry whose
-    gradient is not tiny. So: A equal to 1e-6, and |B| within 10 % of lr everywhere and 1 % on 99 % of B, in both.
+    gradient is not tiny. So: A equal to 1e-6, and |B| above 0 everywhere, at most lr, and within 1 % of lr on 99 % of B.
     """
     import subprocess
     import sys
@@ -505,7 +505,8 @@ def test_ddpo_under_torchrun_two_processes(tiny_models, tmp_path):
         )
         _, up = _lora_halves(run)
         assert float(up.abs().max()) <= lr * (1 + 1e-5), f"{run.name}: more than one Adam step of lr {lr}"
-        assert float(up.abs().min()) > 0.9 * lr, f"{run.name}: an entry of B did not move (trained nothing?)"
+        # every entry moved; one whose gradient is within a few eps of 0 moves by less than lr (0.87 lr was seen)
+        assert float(up.abs().min()) > 0, f"{run.name}: an entry of B did not move (trained nothing?)"
         assert float(((up.abs() - lr).abs() < 0.01 * lr).float().mean()) > 0.99
     assert steps == {"ddp": 1, "one": 1}
     (down_two, up_two), (down_one, up_one) = _lora_halves(out), _lora_halves(alone)
