@@ -176,6 +176,28 @@ SPECS: dict[str, tuple[str, str, str, list[tuple[str, Callable[[dict], str]]]]] 
             ),
         ],
     ),
+    "reward_shortcuts": (
+        "Which way the reward points: base samples scored before and after a change a generator could make",
+        "none of its own: a change that raises the reward on most samples without removing an artifact (noise, "
+        "blur, a blank) is a direction DDPO can climb instead of the artifacts (issue 20, item 2)",
+        "python benchmarks/reward_shortcuts.py",
+        [
+            ("model", _text("model")),
+            ("change", _text("change")),
+            ("samples", _num("n", "{}")),
+            ("mean score", _num("mean_score", "{:.4f}")),
+            (
+                "change in score (sem)",
+                lambda r: (
+                    f"{r['mean_delta']:+.4f} ({r['delta_sem']:.4f})"
+                    if isinstance(r.get("delta_sem"), (int, float))
+                    else "-"
+                ),
+            ),
+            ("share of samples scored higher", _num("share_higher", "{:.2f}")),
+            ("spread of the unchanged samples' scores", _num("base_spread", "{:.4f}")),
+        ],
+    ),
     "stage_memory": (
         "Time and peak memory per stage (tiny models, each stage its own process)",
         "DDPO epoch split: reward <= 20 %",

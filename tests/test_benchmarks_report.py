@@ -19,6 +19,7 @@ SCRIPTS = (
     "stage_memory",
     "vision_pretrain",
     "kind_learnability",
+    "reward_shortcuts",
 )
 BEGIN = "<!-- report.py: begin (rendered from benchmarks/results/*.json; do not edit by hand) -->"
 END = "<!-- report.py: end -->"
