@@ -458,7 +458,7 @@ def test_ddpo_under_torchrun_two_processes(tiny_models, tmp_path):
     device_specific=True)``), so the second process samples other noise and prompts, and the gradients differ (the
     signs of B agree on about half its entries). What they share is what does not depend on the samples: A (LoRA's
     down weights) starts from the same seeded values and gets no gradient in the first step (B = 0), and Adam's first
-    step moves each entry of B by the learning rate times g / (|g| + eps), i.e. by lr = 1e-2 for every entry whose
+    step moves each entry of B by the learning rate times g / (|g| + eps), i.e. by the recipe's lr for every entry whose
     gradient is not tiny. So: A equal to 1e-6, and |B| above 0 everywhere, at most lr, and within 1 % of lr on 99 % of B.
     """
     import subprocess
