@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData, EvalResult, ModelCard, ModelCardData
 
-from synartifact.utils import is_local_path
+from synartifact.utils import is_local_path, write_text_atomic
 
 __all__ = [
     "CARD_RECORD",
@@ -136,20 +135,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    # mkstemp creates the file readable by its owner only: a card keeps the mode of the one it replaces
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def save_model_card(folder: str | os.PathLike, template: str, card_data: dict[str, Any], **context: Any) -> Path:
     """Render ``templates/<template>`` into ``folder/README.md`` and keep what it was rendered from.
 
@@ -161,9 +146,9 @@ def save_model_card(folder: str | os.PathLike, template: str, card_data: dict[st
     record = json.loads(json.dumps({"template": template, "card_data": card_data, "context": context}, default=str))
     text = render_model_card(record["template"], record["card_data"], **record["context"])
     readme = folder / "README.md"
-    _write_atomic(readme, text)
+    write_text_atomic(readme, text)
     record["readme_sha256"] = _sha256(text.encode("utf-8"))
-    _write_atomic(folder / CARD_RECORD, json.dumps(record, indent=2) + "\n")
+    write_text_atomic(folder / CARD_RECORD, json.dumps(record, indent=2) + "\n")
     return readme
 
 

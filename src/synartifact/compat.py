@@ -120,15 +120,14 @@ def write_portable_processor_files(folder: Any) -> None:
     4.57's names, which 5.x maps back when it loads. Each file is replaced whole (written beside it, then renamed).
     """
     import json
-    import os
     from pathlib import Path
+
+    from synartifact.utils import write_text_atomic
 
     folder = Path(folder)
 
     def rewrite(path: Path, data: dict) -> None:
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
     tokenizer_file = folder / "tokenizer_config.json"
     if tokenizer_file.is_file():
@@ -201,20 +200,22 @@ def _portable_weight_names(folder: Any, config: dict) -> None:
     index_file = folder / "model.safetensors.index.json"
     index = json.loads(index_file.read_text()) if index_file.is_file() else None
     shards = sorted(set(index["weight_map"].values())) if index else ["model.safetensors"]
+    from safetensors import safe_open
     from safetensors.torch import load_file, save_file
+
+    from synartifact.utils import write_text_atomic
 
     for shard in shards:
         path = folder / shard
         if not path.is_file():
             continue
+        with safe_open(str(path), framework="pt") as f:  # the names only: a shard is loaded when one needs renaming
+            if all(renamed(k) == k for k in f.keys()):
+                continue
         tensors = load_file(str(path))
-        if all(renamed(k) == k for k in tensors):
-            continue
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         save_file({renamed(k): v for k, v in tensors.items()}, str(tmp), metadata={"format": "pt"})
         os.replace(tmp, path)
     if index and any(renamed(k) != k for k in index["weight_map"]):
         index["weight_map"] = {renamed(k): v for k, v in index["weight_map"].items()}
-        tmp = index_file.with_name(f".{index_file.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(index, indent=2) + "\n")
-        os.replace(tmp, index_file)
+        write_text_atomic(index_file, json.dumps(index, indent=2) + "\n")

@@ -23,6 +23,7 @@ __all__ = [
     "scratch_dir",
     "settle_interrupted_swap",
     "temp_dir_target",
+    "write_text_atomic",
 ]
 
 # The git-ignored folders the recipes and the demo write to: ``outputs/x`` names a folder to build, never a Hub repo.
@@ -189,3 +190,19 @@ def atomic_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Replace ``path`` with ``text`` whole: written to a temporary file beside it, then renamed over it, so a reader
+    (or a killed run) never sees half a file. A replaced file keeps its mode (mkstemp's own is owner-only)."""
+    path = Path(path)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from synartifact.demo.settings import FINGERPRINT_FILE, DemoSettings
 from synartifact.demo.stages import STAGES_BEFORE_REPORT
+from synartifact.utils import write_text_atomic
 
 __all__ = ["write_report"]
 
@@ -127,9 +127,7 @@ def write_report(s: DemoSettings, folder: Path) -> Path:
         "",
     ]
     path = out / "REPORT.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, path)
+    write_text_atomic(path, "\n".join(lines))
     return path
 
 
