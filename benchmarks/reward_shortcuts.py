@@ -12,6 +12,11 @@ pixel noise (sd 0.02, 0.05, 0.1 of the range), a 1-pixel Gaussian blur, and a fl
 score, the mean paired change against the unchanged sample with its standard error, and the share of samples whose
 score rose. A change that raises the reward on most samples is a direction DDPO can climb without removing any
 artifact; a change the judge also prefers will not be caught by the judge either.
+
+A third model row is the training reward of the tiny DDPO recipe with its contrast guard: the classifier's score plus
+``--contrast-weight`` (default: the recipe's weight of the ``contrast`` term) times the guard's term, whose references
+are the base model's samples of the same prompts under seeds 0-3, as ``synartifact ddpo --seed 0`` makes them. With
+the guard, a blank and a half-way blend must score below the unchanged samples.
 """
 
 from __future__ import annotations
@@ -46,9 +51,28 @@ def changes(seed: int = 0) -> dict:
         return Image.new("RGB", image.size, tuple(int(round(v)) for v in mean))
 
     found = {f"noise {level:g}": noise(level) for level in NOISE_LEVELS}
+    def halfway(image):
+        array = np.asarray(image.convert("RGB"), dtype=np.float32)
+        mean = array.reshape(-1, 3).mean(axis=0)
+        return Image.fromarray(np.clip(0.5 * array + 0.5 * mean, 0, 255).round().astype(np.uint8))
+
     found["blur 1 px"] = lambda image: image.filter(ImageFilter.GaussianBlur(1))
+    found["halfway to flat"] = halfway
     found["flat (mean colour)"] = flat
     return found
+
+
+RECIPE = Path(__file__).resolve().parents[1] / "src/synartifact/recipes/tiny/ddpo/config_cpu.yaml"
+
+
+def recipe_contrast_weight(recipe: Path = RECIPE) -> float | None:
+    """The tiny DDPO recipe's weight of its ``contrast`` reward term (``None`` when it has none)."""
+    import yaml
+
+    config = yaml.safe_load(recipe.read_text())
+    names = list(config.get("reward_funcs") or ["artifact"])
+    weights = config.get("reward_funcs_weights") or [1.0] * len(names)
+    return float(weights[names.index("contrast")]) if "contrast" in names else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,11 +81,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", type=int, default=None, help="at most this many training prompts (default all)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="sampling seeds (default 0 1)")
     parser.add_argument("--steps", type=int, default=8, help="sampling steps (default 8, as the DDPO recipe)")
+    parser.add_argument(
+        "--contrast-weight",
+        type=float,
+        default=None,
+        help="weight of the contrast guard in the guarded row (default: the tiny DDPO recipe's; 0 leaves the row out)",
+    )
     add_json_flag(parser)
     args = parser.parse_args(argv)
 
     from diffusers import StableDiffusionPipeline
 
+    from synartifact.generator.guards import ContrastGuard
     from synartifact.generator.sampling import load_prompts, sample_images
     from synartifact.reward import ArtifactReward
 
@@ -78,15 +109,36 @@ def main(argv: list[str] | None = None) -> int:
         images += sample_images(pipe, prompts, seed=seed, num_inference_steps=args.steps)
     versions = {"unchanged": images}
     versions.update({name: [apply(image) for image in images] for name, apply in changes().items()})
+    weight = recipe_contrast_weight() if args.contrast_weight is None else args.contrast_weight
+    weight = weight if weight is not None else 0.05
+    guard = None
+    if weight > 0:
+        # the references as `synartifact ddpo --seed 0` makes them: seeds 0.. of the base model, the recipe's sampling
+        guard = ContrastGuard.from_pipeline(pipe, prompts, seed=0, num_inference_steps=args.steps)
+    labels = {"classifier": "reward's classifier", "judge": "independent judge"}
+    scored = {}
     rows = []
-    for model in ("classifier", "judge"):
-        reward = ArtifactReward(str(demo / model), mode="score", soft=True)
-        base = np.asarray(reward.score_images(images), dtype=np.float64)
-        for name, changed in versions.items():
-            scores = base if name == "unchanged" else np.asarray(reward.score_images(changed), dtype=np.float64)
+    for model in ("classifier", "judge", "guarded"):
+        if model == "guarded":
+            if guard is None:
+                continue
+            labels[model] = f"reward + {weight:g} x contrast"
+            prompt_list = list(prompts) * len(args.seeds)
+            scored[model] = {
+                name: scored["classifier"][name] + weight * guard(changed, prompt_list)[0].numpy().astype(np.float64)
+                for name, changed in versions.items()
+            }
+        else:
+            reward = ArtifactReward(str(demo / model), mode="score", soft=True)
+            scored[model] = {
+                name: np.asarray(reward.score_images(changed), dtype=np.float64) for name, changed in versions.items()
+            }
+        base = scored[model]["unchanged"]
+        for name in versions:
+            scores = scored[model][name]
             delta = scores - base
             row = {
-                "model": "reward's classifier" if model == "classifier" else "independent judge",
+                "model": labels[model],
                 "change": name,
                 "n": int(len(scores)),
                 "mean_score": float(scores.mean()),

@@ -201,6 +201,10 @@ def test_generator_card_reward_terms_judge_and_installed_trl(tmp_path):
     text = _ddpo_card(tmp_path, judge=False).read_text()
     assert "`artifact` x 1.0." in text and "`drift`" not in text
     assert "| epoch | mean reward | std | sampling s |" in text
+    # the contrast guard is named and explained, the drift penalty is not mentioned when it was not used
+    text = _ddpo_card(tmp_path, judge=False, reward_funcs=("artifact", "contrast"), weights=[1.0, 0.05]).read_text()
+    assert "`artifact` x 1.0, `contrast` x 0.05 (`contrast` is minus the share of its prompt's" in text
+    assert "`drift`" not in text
 
 
 def test_generator_card_trl_version_is_read_not_written(tmp_path, monkeypatch):

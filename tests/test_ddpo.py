@@ -704,7 +704,7 @@ def test_reward_terms_are_weighted_summed_and_reported():
     assert check_reward_funcs(["artifact", "drift"]) == (["artifact", "drift"], [1.0, 1.0])
     with pytest.raises(ValueError, match="2 values for 1 reward_funcs"):
         check_reward_funcs(["artifact"], [1.0, 0.5])
-    with pytest.raises(ValueError, match="must be one of artifact, drift"):
+    with pytest.raises(ValueError, match="must be one of artifact, contrast, drift"):
         check_reward_funcs(["artifact", "beauty"])
     with pytest.raises(ValueError, match="finite and >= 0"):
         check_reward_funcs(["drift"], [-1.0])
@@ -729,7 +729,7 @@ def test_drift_is_zero_for_the_base_reference_and_positive_elsewhere(tiny_sd):
     assert torch.equal(terms, torch.zeros(2)) and info["mean_drift"] == 0.0
     terms, _ = drift(other, prompts, None)
     assert (terms < 0).all(), "a different image is a positive distance, a negative reward term"
-    with pytest.raises(ValueError, match="no reference image for prompt 'a dog'"):
+    with pytest.raises(ValueError, match="no reference for prompt 'a dog'"):
         drift(same[:1], ["a dog"], None)
     config = type("Config", (), dict(seed=0, sample_num_steps=2, sample_guidance_scale=5.0, sample_eta=1.0))
     mixed = get_reward_funcs(
@@ -742,6 +742,68 @@ def test_drift_is_zero_for_the_base_reference_and_positive_elsewhere(tiny_sd):
     )
     total, info = mixed(other, prompts, None)
     assert torch.allclose(total, 3.0 * terms) and info["terms"]["drift"] == pytest.approx(float(terms.mean()))
+
+
+def test_contrast_guard_by_hand():
+    from synartifact.generator.guards import ContrastGuard, rms_contrast
+
+    def halves(low, high):  # left half `low`, right half `high` (grey levels in [0, 1]): luminance std (high-low)/2
+        array = np.full((4, 4, 3), low, np.float32)
+        array[:, 2:] = high
+        return array
+
+    assert rms_contrast(np.full((4, 4, 3), 0.3, np.float32)) == 0.0
+    assert rms_contrast(halves(0.0, 1.0)) == pytest.approx(0.5)
+    # a pure red/green split: luminance 0.299 vs 0.587 (Rec. 601), std half the difference
+    red_green = np.zeros((4, 4, 3), np.float32)
+    red_green[:, :2, 0], red_green[:, 2:, 1] = 1.0, 1.0
+    assert rms_contrast(red_green) == pytest.approx((0.587 - 0.299) / 2, abs=1e-6)
+    guard = ContrastGuard({"p": 0.25, "flat prompt": 0.0})
+    images = [halves(0.0, 1.0), halves(0.25, 0.75), halves(0.375, 0.625), halves(0.5, 0.5), halves(0.2, 0.4)]
+    terms, info = guard(images, ["p", "p", "p", "p", "flat prompt"], None)
+    # above and at the reference: nothing; half the contrast: -0.5; a blank: -1; a prompt with no contrast: nothing
+    assert terms.tolist() == pytest.approx([0.0, 0.0, -0.5, -1.0, 0.0])
+    assert info["mean_contrast_ratio"] == pytest.approx((2.0 + 1.0 + 0.5 + 0.0 + 1.0) / 5)
+    with pytest.raises(ValueError, match="no reference for prompt 'a dog'"):
+        guard(images[:1], ["a dog"], None)
+    with pytest.raises(ValueError, match="2 images for 1 prompts"):
+        guard(images[:2], ["p"], None)
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        ContrastGuard({"p": float("nan")})
+
+
+def test_contrast_guard_references_are_the_base_models_mean_contrast(tiny_sd):
+    from diffusers import StableDiffusionPipeline
+    from PIL import Image
+
+    from synartifact.generator.guards import CONTRAST_REFERENCE_SEEDS, get_reward_funcs
+    from synartifact.generator.sampling import sample_images
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd)
+    pipe.set_progress_bar_config(disable=True)
+    prompts = ["a cat on a sofa", "a red car"]
+    config = type("Config", (), dict(seed=3, sample_num_steps=2, sample_guidance_scale=5.0, sample_eta=1.0))
+    mixed = get_reward_funcs(
+        ["artifact", "contrast"],
+        [1.0, 0.5],
+        artifact=lambda im, p, m: (torch.ones(len(p)), {}),
+        sd_pipeline=pipe,
+        prompts=prompts,
+        config=config,
+    )
+    guard = mixed.funcs["contrast"]
+    # oracle: PIL's own luminance conversion of the base samples of seeds 3..3+N-1, averaged per prompt
+    samples = [sample_images(pipe, prompts, 3 + k, num_inference_steps=2) for k in range(CONTRAST_REFERENCE_SEEDS)]
+    for i, prompt in enumerate(prompts):
+        expected = np.mean([np.asarray(s[i].convert("L"), np.float64).std() / 255 for s in samples])
+        assert guard.references[prompt] == pytest.approx(expected, rel=0.02)
+    # a blank of each sample's mean colour loses all its contrast: the total is 1 - 0.5
+    blanks = [Image.new("RGB", im.size, tuple(np.asarray(im).reshape(-1, 3).mean(0).astype(int))) for im in samples[0]]
+    total, info = mixed(blanks, prompts, None)
+    assert total.tolist() == pytest.approx([0.5, 0.5]) and info["terms"]["contrast"] == pytest.approx(-1.0)
+    # the base model's own samples lie around their reference: on average they lose little
+    terms, _ = guard(samples[0] + samples[1], prompts * 2, None)
+    assert float(terms.mean()) > -0.3
 
 
 def test_drift_measures_by_hand():

@@ -48,15 +48,15 @@ class PromptCycle:
 def plot_reward_curve(log_file: Path | str, out: Path | str) -> Path:
     """Plot mean training reward (with min/max band) per epoch from ``reward_log.jsonl`` to a PNG, with the judge's
     reward at the epochs it was measured (``judge_reward``, on its own axis: the two classifiers' scales differ) and,
-    when the reward has a ``drift`` term, the mean drift distance per epoch in a second panel."""
+    when the reward has guard terms (``drift``, ``contrast``), each term's epoch mean in a second panel."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = [json.loads(line) for line in Path(log_file).read_text().splitlines() if line.strip()]
-    drifts = [r for r in rows if "drift" in (r.get("terms") or {})]
-    fig, axes = plt.subplots(1, 2 if drifts else 1, figsize=(9.5 if drifts else 5.5, 3.4), squeeze=False)
+    guards = sorted({name for r in rows for name in (r.get("terms") or {}) if name != "artifact"})
+    fig, axes = plt.subplots(1, 2 if guards else 1, figsize=(9.5 if guards else 5.5, 3.4), squeeze=False)
     ax = axes[0][0]
     handles = []
     if rows:
@@ -84,12 +84,15 @@ def plot_reward_curve(log_file: Path | str, out: Path | str) -> Path:
     ax.set_ylabel("training reward (1 = no artifact found)")
     ax.set_title("DDPO: training reward vs independent judge", fontsize=10)
     ax.legend(handles=handles, loc="upper left", fontsize=7, framealpha=0.6)
-    if drifts:
+    if guards:
         right = axes[0][1]
-        right.plot([r["epoch"] for r in drifts], [-r["terms"]["drift"] for r in drifts], color="#55a868")
+        for name in guards:
+            kept = [r for r in rows if name in (r.get("terms") or {})]
+            right.plot([r["epoch"] for r in kept], [r["terms"][name] for r in kept], label=name)
         right.set_xlabel("epoch")
-        right.set_ylabel("pixel MSE to the base model's image")
-        right.set_title("drift from the base model (the drift term)", fontsize=10)
+        right.set_ylabel("term, epoch mean (unweighted; 0 = nothing lost)")
+        right.set_title("guard terms: drift = -pixel MSE to the base, contrast = -share of contrast lost", fontsize=8)
+        right.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

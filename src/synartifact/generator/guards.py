@@ -13,6 +13,17 @@ matching each sample's own noise would mean seeding TRL's sampler and re-running
 distance also holds the seed-to-seed variation of the base model, a per-prompt offset that is there from epoch
 0; with per-prompt advantage normalization (``per_prompt_stat_tracking``) such an offset cancels, and what the
 penalty pushes against is the *growth* of the distance as the generator moves away from the base model.
+
+The ``contrast`` term guards against the shortcut ``benchmarks/reward_shortcuts.py`` measured: an artifact
+classifier finds fewer artifacts in an image with less in it, so a flat blank of a sample's mean colour outscores the
+sample itself, and blending a sample towards its mean colour raises the reward about linearly with the blend. The
+term is ``-max(0, 1 - c / c_ref)``: the share of its prompt's contrast a sample lost, where ``c`` is the sample's RMS
+contrast (the standard deviation of its luminance) and ``c_ref`` the mean over the base model's samples of the
+prompt under :data:`CONTRAST_REFERENCE_SEEDS` seeds. It is 0 for a sample with at least its prompt's usual contrast
+(so more contrast, or noise, earns nothing) and -1 for a blank; with weight ``w`` flattening a sample entirely costs
+``w``. It is not the evaluation's content-fidelity measure (nearest-prototype recognition of 8 x 8 thumbnails,
+:mod:`synartifact.generator.fidelity`): a generator that keeps its contrast but draws another scene still fails
+there, so the evaluation stays an independent check of what the guard is meant to keep.
 """
 
 from __future__ import annotations
@@ -27,9 +38,12 @@ import torch
 __all__ = [
     "REWARD_FUNCS_REGISTRY",
     "BestTracker",
+    "CONTRAST_REFERENCE_SEEDS",
+    "ContrastGuard",
     "DriftPenalty",
     "MixedReward",
     "get_artifact_reward",
+    "get_contrast_guard",
     "get_drift_penalty",
     "get_reward_funcs",
     "check_reward_funcs",
@@ -37,7 +51,11 @@ __all__ = [
     "pixel_mse",
     "high_frequency",
     "measure_drift",
+    "rms_contrast",
 ]
+
+# base-model samples per prompt whose mean contrast is the contrast guard's reference
+CONTRAST_REFERENCE_SEEDS = 4
 
 
 def image_array(image: Any) -> np.ndarray:
@@ -71,6 +89,53 @@ def high_frequency(image: Any) -> float:
     image's fine-detail energy, which rises sharply when samples turn into noise."""
     array = image_array(image)
     return float((np.abs(np.diff(array, axis=0)).mean() + np.abs(np.diff(array, axis=1)).mean()) / 2)
+
+
+def rms_contrast(image: Any) -> float:
+    """RMS contrast: the standard deviation of the image's luminance (Rec. 601 weights, values in [0, 1]); 0 for a
+    blank, about 0.1-0.3 for a photograph."""
+    array = image_array(image)
+    return float((array @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).std())
+
+
+def _base_samples(
+    sd_pipeline: Any, prompts: Sequence[str], seeds: Sequence[int], num_inference_steps: int, guidance_scale: float, eta: float
+) -> dict[int, list]:
+    """The base model's images of ``prompts`` per seed (eval mode while sampling, as it was afterwards)."""
+    from synartifact.generator.sampling import sample_images
+
+    was_training = sd_pipeline.unet.training
+    sd_pipeline.unet.eval()
+    try:
+        return {
+            seed: sample_images(
+                sd_pipeline,
+                prompts,
+                seed,
+                num_inference_steps=num_inference_steps,
+                guidance_scale=guidance_scale,
+                eta=eta,
+            )
+            for seed in seeds
+        }
+    finally:
+        sd_pipeline.unet.train(was_training)
+
+
+def _prompt_images(images: Any, prompts: Sequence[str], references: Mapping[str, Any], who: str) -> list:
+    """``images`` as a list, one per prompt, every prompt one with a reference."""
+    if isinstance(images, torch.Tensor) and images.ndim == 4:
+        images = list(images)
+    images = list(images)
+    if len(images) != len(prompts):
+        raise ValueError(f"{who} got {len(images)} images for {len(prompts)} prompts: give one prompt each.")
+    for prompt in prompts:
+        if str(prompt) not in references:
+            raise ValueError(
+                f"{who} has no reference for prompt {prompt!r}: references exist for the training prompts only "
+                f"({len(references)} of them)."
+            )
+    return images
 
 
 def measure_drift(base: Mapping[int, Sequence[Any]], refined: Mapping[int, Sequence[Any]]) -> dict:
@@ -126,41 +191,16 @@ class DriftPenalty:
         eta: float = 1.0,
     ) -> DriftPenalty:
         """Reference images of ``prompts`` sampled from ``sd_pipeline`` (the base model) with a fixed seed."""
-        from synartifact.generator.sampling import sample_images
-
         prompts = list(dict.fromkeys(prompts))
-        was_training = sd_pipeline.unet.training
-        sd_pipeline.unet.eval()
-        try:
-            images = sample_images(
-                sd_pipeline,
-                prompts,
-                seed,
-                num_inference_steps=num_inference_steps,
-                guidance_scale=guidance_scale,
-                eta=eta,
-            )
-        finally:
-            sd_pipeline.unet.train(was_training)
+        images = _base_samples(sd_pipeline, prompts, [seed], num_inference_steps, guidance_scale, eta)[seed]
         return cls(dict(zip(prompts, images)))
 
     def distances(self, images: Any, prompts: Sequence[str]) -> list[float]:
         """Mean squared pixel error of each image to its prompt's reference (0 for the reference itself)."""
-        if isinstance(images, torch.Tensor) and images.ndim == 4:
-            images = list(images)
-        images = list(images)
-        if len(images) != len(prompts):
-            raise ValueError(
-                f"DriftPenalty got {len(images)} images for {len(prompts)} prompts: give one prompt each."
-            )
+        images = _prompt_images(images, prompts, self.references, "DriftPenalty")
         values = []
         for image, prompt in zip(images, prompts):
-            reference = self.references.get(str(prompt))
-            if reference is None:
-                raise ValueError(
-                    f"DriftPenalty has no reference image for prompt {prompt!r}: references exist for the training "
-                    f"prompts only ({len(self.references)} of them)."
-                )
+            reference = self.references[str(prompt)]
             array = image_array(image)
             if array.shape != reference.shape:
                 raise ValueError(
@@ -174,6 +214,55 @@ class DriftPenalty:
         """TRL DDPO scorer: the drift terms (``-distance``) as a float tensor, with their mean distance."""
         distances = self.distances(images, prompts)
         return -torch.tensor(distances, dtype=torch.float32), {"mean_drift": float(np.mean(distances))}
+
+
+class ContrastGuard:
+    """The ``contrast`` reward term (see the module docstring): ``-max(0, 1 - c / c_ref)`` per sample, ``c`` its RMS
+    contrast and ``c_ref`` its prompt's mean over base-model samples; called as TRL's DDPO scorer, ``(images,
+    prompts, metadata) -> (terms, info)``."""
+
+    def __init__(self, references: Mapping[str, float]) -> None:
+        if not references:
+            raise ValueError("ContrastGuard needs at least one reference contrast (a prompt -> base contrast map).")
+        bad = {p: c for p, c in references.items() if not (math.isfinite(float(c)) and float(c) >= 0)}
+        if bad:
+            raise ValueError(f"ContrastGuard: reference contrasts must be finite and >= 0, got {bad}.")
+        self.references = {str(p): float(c) for p, c in references.items()}
+
+    @classmethod
+    def from_pipeline(
+        cls,
+        sd_pipeline: Any,
+        prompts: Sequence[str],
+        seed: int = 0,
+        num_seeds: int = CONTRAST_REFERENCE_SEEDS,
+        num_inference_steps: int = 20,
+        guidance_scale: float = 5.0,
+        eta: float = 1.0,
+    ) -> ContrastGuard:
+        """Each prompt's mean RMS contrast over ``num_seeds`` samples of ``sd_pipeline`` (the base model), seeds
+        ``seed .. seed + num_seeds - 1``."""
+        prompts = list(dict.fromkeys(prompts))
+        seeds = [seed + k for k in range(max(int(num_seeds), 1))]
+        images = _base_samples(sd_pipeline, prompts, seeds, num_inference_steps, guidance_scale, eta)
+        return cls(
+            {p: float(np.mean([rms_contrast(images[s][i]) for s in seeds])) for i, p in enumerate(prompts)}
+        )
+
+    def ratios(self, images: Any, prompts: Sequence[str]) -> list[float]:
+        """Each image's RMS contrast over its prompt's reference contrast (1 when the reference is 0)."""
+        images = _prompt_images(images, prompts, self.references, "ContrastGuard")
+        values = []
+        for image, prompt in zip(images, prompts):
+            reference = self.references[str(prompt)]
+            values.append(rms_contrast(image) / reference if reference > 0 else 1.0)
+        return values
+
+    def __call__(self, images: Any, prompts: Sequence[str], metadata: Any = None) -> tuple[torch.Tensor, dict]:
+        """TRL DDPO scorer: the contrast terms (``-max(0, 1 - ratio)``, in [-1, 0]) with the mean ratio."""
+        ratios = self.ratios(images, prompts)
+        terms = [-max(0.0, 1.0 - r) for r in ratios]
+        return torch.tensor(terms, dtype=torch.float32), {"mean_contrast_ratio": float(np.mean(ratios))}
 
 
 class MixedReward:
@@ -232,8 +321,22 @@ def get_drift_penalty(*, sd_pipeline: Any, prompts: Sequence[str], config: Any, 
     )
 
 
+def get_contrast_guard(*, sd_pipeline: Any, prompts: Sequence[str], config: Any, **_: Any) -> ContrastGuard:
+    """The ``contrast`` term: a :class:`ContrastGuard` whose references are the base model's samples of ``prompts``
+    (call it before training), sampled as TRL's ``config`` samples, from its seed on."""
+    return ContrastGuard.from_pipeline(
+        sd_pipeline,
+        prompts,
+        seed=int(config.seed),
+        num_inference_steps=config.sample_num_steps,
+        guidance_scale=config.sample_guidance_scale,
+        eta=config.sample_eta,
+    )
+
+
 REWARD_FUNCS_REGISTRY: dict[str, Callable[..., Callable]] = {
     "artifact": get_artifact_reward,
+    "contrast": get_contrast_guard,
     "drift": get_drift_penalty,
 }
 
