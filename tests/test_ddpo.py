@@ -758,12 +758,18 @@ def test_contrast_guard_by_hand():
     red_green = np.zeros((4, 4, 3), np.float32)
     red_green[:, :2, 0], red_green[:, 2:, 1] = 1.0, 1.0
     assert rms_contrast(red_green) == pytest.approx((0.587 - 0.299) / 2, abs=1e-6)
-    guard = ContrastGuard({"p": 0.25, "flat prompt": 0.0})
+    guard = ContrastGuard({"p": 0.25, "flat prompt": 0.0}, floor=1.0)
     images = [halves(0.0, 1.0), halves(0.25, 0.75), halves(0.375, 0.625), halves(0.5, 0.5), halves(0.2, 0.4)]
     terms, info = guard(images, ["p", "p", "p", "p", "flat prompt"], None)
     # above and at the reference: nothing; half the contrast: -0.5; a blank: -1; a prompt with no contrast: nothing
     assert terms.tolist() == pytest.approx([0.0, 0.0, -0.5, -1.0, 0.0])
     assert info["mean_contrast_ratio"] == pytest.approx((2.0 + 1.0 + 0.5 + 0.0 + 1.0) / 5)
+    # with a floor of 0.5, half the reference contrast is free, a quarter of it costs half, a blank all
+    guard = ContrastGuard({"p": 0.25}, floor=0.5)
+    images = [halves(0.375, 0.625), halves(0.4375, 0.5625), halves(0.5, 0.5)]
+    assert guard(images, ["p"] * 3, None)[0].tolist() == pytest.approx([0.0, -0.5, -1.0])
+    with pytest.raises(ValueError, match=r"in \(0, 1\]"):
+        ContrastGuard({"p": 0.25}, floor=0.0)
     with pytest.raises(ValueError, match="no reference for prompt 'a dog'"):
         guard(images[:1], ["a dog"], None)
     with pytest.raises(ValueError, match="2 images for 1 prompts"):
@@ -776,7 +782,7 @@ def test_contrast_guard_references_are_the_base_models_mean_contrast(tiny_sd):
     from diffusers import StableDiffusionPipeline
     from PIL import Image
 
-    from synartifact.generator.guards import CONTRAST_REFERENCE_SEEDS, get_reward_funcs
+    from synartifact.generator.guards import CONTRAST_FLOOR, CONTRAST_REFERENCE_SEEDS, get_reward_funcs
     from synartifact.generator.sampling import sample_images
 
     pipe = StableDiffusionPipeline.from_pretrained(tiny_sd)
@@ -801,9 +807,10 @@ def test_contrast_guard_references_are_the_base_models_mean_contrast(tiny_sd):
     blanks = [Image.new("RGB", im.size, tuple(np.asarray(im).reshape(-1, 3).mean(0).astype(int))) for im in samples[0]]
     total, info = mixed(blanks, prompts, None)
     assert total.tolist() == pytest.approx([0.5, 0.5]) and info["terms"]["contrast"] == pytest.approx(-1.0)
-    # the base model's own samples lie around their reference: on average they lose little
+    # the base model's own samples lie around their reference, above its floor: on average they lose little
+    assert guard.floor == CONTRAST_FLOOR
     terms, _ = guard(samples[0] + samples[1], prompts * 2, None)
-    assert float(terms.mean()) > -0.3
+    assert float(terms.mean()) > -0.2
 
 
 def test_drift_measures_by_hand():

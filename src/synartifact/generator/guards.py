@@ -17,11 +17,14 @@ penalty pushes against is the *growth* of the distance as the generator moves aw
 The ``contrast`` term guards against the shortcut ``benchmarks/reward_shortcuts.py`` measured: an artifact
 classifier finds fewer artifacts in an image with less in it, so a flat blank of a sample's mean colour outscores the
 sample itself, and blending a sample towards its mean colour raises the reward about linearly with the blend. The
-term is ``-max(0, 1 - c / c_ref)``: the share of its prompt's contrast a sample lost, where ``c`` is the sample's RMS
-contrast (the standard deviation of its luminance) and ``c_ref`` the mean over the base model's samples of the
-prompt under :data:`CONTRAST_REFERENCE_SEEDS` seeds. It is 0 for a sample with at least its prompt's usual contrast
-(so more contrast, or noise, earns nothing) and -1 for a blank; with weight ``w`` flattening a sample entirely costs
-``w``. It is not the evaluation's content-fidelity measure (nearest-prototype recognition of 8 x 8 thumbnails,
+term is ``-max(0, 1 - c / (floor * c_ref))``: the share of its floor a sample fell short of, where ``c`` is the
+sample's RMS contrast (the standard deviation of its luminance), ``c_ref`` the mean over the base model's samples of
+the prompt under :data:`CONTRAST_REFERENCE_SEEDS` seeds and ``floor`` (:data:`CONTRAST_FLOOR`) the share of it a
+sample may lose for free. It is 0 for a sample within the base model's usual range (so more contrast, or noise,
+earns nothing, and the base's own samples are not pushed anywhere) and -1 for a blank; with weight ``w`` flattening
+a sample entirely costs ``w``. The floor is there because a guard at the mean itself pushes every sample below the
+mean upwards: measured (``benchmarks/ddpo_gain.py``), that push raised the classifier's "impractical luminosity" rate
+and cost the artifact reward its gain. It is not the evaluation's content-fidelity measure (nearest-prototype recognition of 8 x 8 thumbnails,
 :mod:`synartifact.generator.fidelity`): a generator that keeps its contrast but draws another scene still fails
 there, so the evaluation stays an independent check of what the guard is meant to keep.
 """
@@ -38,6 +41,7 @@ import torch
 __all__ = [
     "REWARD_FUNCS_REGISTRY",
     "BestTracker",
+    "CONTRAST_FLOOR",
     "CONTRAST_REFERENCE_SEEDS",
     "ContrastGuard",
     "DriftPenalty",
@@ -56,6 +60,9 @@ __all__ = [
 
 # base-model samples per prompt whose mean contrast is the contrast guard's reference
 CONTRAST_REFERENCE_SEEDS = 4
+# the share of its reference contrast a sample may lose before the guard costs anything (the tiny SD's samples of one
+# prompt vary by ~15 % in contrast; about 1 in 10 falls below 0.7 of its prompt's mean)
+CONTRAST_FLOOR = 0.7
 
 
 def image_array(image: Any) -> np.ndarray:
@@ -217,17 +224,20 @@ class DriftPenalty:
 
 
 class ContrastGuard:
-    """The ``contrast`` reward term (see the module docstring): ``-max(0, 1 - c / c_ref)`` per sample, ``c`` its RMS
-    contrast and ``c_ref`` its prompt's mean over base-model samples; called as TRL's DDPO scorer, ``(images,
-    prompts, metadata) -> (terms, info)``."""
+    """The ``contrast`` reward term (see the module docstring): ``-max(0, 1 - c / (floor * c_ref))`` per sample,
+    ``c`` its RMS contrast and ``c_ref`` its prompt's mean over base-model samples; called as TRL's DDPO scorer,
+    ``(images, prompts, metadata) -> (terms, info)``."""
 
-    def __init__(self, references: Mapping[str, float]) -> None:
+    def __init__(self, references: Mapping[str, float], floor: float = CONTRAST_FLOOR) -> None:
         if not references:
             raise ValueError("ContrastGuard needs at least one reference contrast (a prompt -> base contrast map).")
         bad = {p: c for p, c in references.items() if not (math.isfinite(float(c)) and float(c) >= 0)}
         if bad:
             raise ValueError(f"ContrastGuard: reference contrasts must be finite and >= 0, got {bad}.")
+        if not (0 < float(floor) <= 1):
+            raise ValueError(f"ContrastGuard: floor is {floor!r}; give the share of the reference kept free, in (0, 1].")
         self.references = {str(p): float(c) for p, c in references.items()}
+        self.floor = float(floor)
 
     @classmethod
     def from_pipeline(
@@ -239,15 +249,15 @@ class ContrastGuard:
         num_inference_steps: int = 20,
         guidance_scale: float = 5.0,
         eta: float = 1.0,
+        floor: float = CONTRAST_FLOOR,
     ) -> ContrastGuard:
         """Each prompt's mean RMS contrast over ``num_seeds`` samples of ``sd_pipeline`` (the base model), seeds
         ``seed .. seed + num_seeds - 1``."""
         prompts = list(dict.fromkeys(prompts))
         seeds = [seed + k for k in range(max(int(num_seeds), 1))]
         images = _base_samples(sd_pipeline, prompts, seeds, num_inference_steps, guidance_scale, eta)
-        return cls(
-            {p: float(np.mean([rms_contrast(images[s][i]) for s in seeds])) for i, p in enumerate(prompts)}
-        )
+        references = {p: float(np.mean([rms_contrast(images[s][i]) for s in seeds])) for i, p in enumerate(prompts)}
+        return cls(references, floor=floor)
 
     def ratios(self, images: Any, prompts: Sequence[str]) -> list[float]:
         """Each image's RMS contrast over its prompt's reference contrast (1 when the reference is 0)."""
@@ -259,9 +269,9 @@ class ContrastGuard:
         return values
 
     def __call__(self, images: Any, prompts: Sequence[str], metadata: Any = None) -> tuple[torch.Tensor, dict]:
-        """TRL DDPO scorer: the contrast terms (``-max(0, 1 - ratio)``, in [-1, 0]) with the mean ratio."""
+        """TRL DDPO scorer: the contrast terms (``-max(0, 1 - ratio / floor)``, in [-1, 0]) with the mean ratio."""
         ratios = self.ratios(images, prompts)
-        terms = [-max(0.0, 1.0 - r) for r in ratios]
+        terms = [-max(0.0, 1.0 - r / self.floor) for r in ratios]
         return torch.tensor(terms, dtype=torch.float32), {"mean_contrast_ratio": float(np.mean(ratios))}
 
 
