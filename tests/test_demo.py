@@ -247,7 +247,13 @@ def test_the_judge_gets_data_and_a_model_of_its_own(tmp_path):
     stages["judge-vlm"].run(settings, tmp_path / "judge-vlm")
     config = json.loads((tmp_path / "judge-vlm" / "config.json").read_text())
     assert config["model_type"] == "idefics3"
-    assert config["vision_config"]["image_size"] == 64 and config["vision_config"]["patch_size"] == 16
+    vision = config["vision_config"]
+    assert vision["image_size"] == 64 and vision["patch_size"] == 8 and vision["hidden_size"] == 128
+    # 8 x 8 patches, pixel-shuffled 2 x 2: 16 image tokens per image in the prompt
+    from synartifact.classifier.loading import load_vlm_processor
+
+    processor = load_vlm_processor(str(tmp_path / "judge-vlm"))
+    assert processor.image_seq_len == 16
     assert "judge-dataset" in dict((st.name, st.after) for st in demo.STAGES)["judge"]
 
 
