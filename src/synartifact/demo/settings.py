@@ -37,10 +37,9 @@ class DemoSettings:
     # The reward's classifier trains on the train split; the judge, on images the reward model never saw: a dataset
     # of its own, synthesized with another seed (judge_n_images, same kinds), with another seed and another
     # architecture family (Idefics3, the reward being LLaVA). The judge sees the 64 px images through 8 px patches
-    # (16 image tokens after Idefics3's pixel shuffle) with a 128-wide vision tower: measured on one demo's data
-    # (same seed, 10 epochs), 16 px patches with a 64-wide tower gave 4 tokens and test macro-F1 0.33 / binary F1
-    # 0.75 in 141 s; 8 px, 64 wide: 0.51 / 0.79 in 153 s; 8 px, 128 wide: 0.51 / 0.85 in 173 s. REPORT.md has the
-    # figures of the run at hand.
+    # (16 image tokens after Idefics3's pixel shuffle; 16 px patches left it 4) with a 128-wide vision tower: on one
+    # demo's data each of the two raised its test F1 for a few more seconds of training. REPORT.md has the judge's
+    # figures and the stage's time of the run at hand.
     reward_train_split: str = "train"
     judge_n_images: int = 5000
     judge_train_split: str = "train"
