@@ -46,19 +46,18 @@ def changes(seed: int = 0) -> dict:
 
         return apply
 
-    def flat(image):
-        mean = np.asarray(image.convert("RGB"), dtype=np.float32).reshape(-1, 3).mean(axis=0)
-        return Image.new("RGB", image.size, tuple(int(round(v)) for v in mean))
+    def toward_mean(share: float):
+        def apply(image):  # a blend towards the sample's mean colour: 1 is a blank of that colour
+            array = np.asarray(image.convert("RGB"), dtype=np.float32)
+            mean = array.reshape(-1, 3).mean(axis=0)
+            return Image.fromarray(np.clip((1 - share) * array + share * mean, 0, 255).round().astype(np.uint8))
+
+        return apply
 
     found = {f"noise {level:g}": noise(level) for level in NOISE_LEVELS}
-    def halfway(image):
-        array = np.asarray(image.convert("RGB"), dtype=np.float32)
-        mean = array.reshape(-1, 3).mean(axis=0)
-        return Image.fromarray(np.clip(0.5 * array + 0.5 * mean, 0, 255).round().astype(np.uint8))
-
     found["blur 1 px"] = lambda image: image.filter(ImageFilter.GaussianBlur(1))
-    found["halfway to flat"] = halfway
-    found["flat (mean colour)"] = flat
+    found["halfway to flat"] = toward_mean(0.5)
+    found["flat (mean colour)"] = toward_mean(1.0)
     return found
 
 

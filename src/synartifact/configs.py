@@ -285,8 +285,8 @@ class DDPOScriptArguments:
         default_factory=lambda: ["artifact"],
         metadata={
             "help": "Reward terms (synartifact.generator.guards.REWARD_FUNCS_REGISTRY): 'artifact' (the "
-            "classifier's reward), 'contrast' (a guard: minus the share of its prompt's base-model contrast a sample "
-            "lost, 0 at or above it, -1 for a blank) and 'drift' (a penalty: minus the mean squared pixel error to "
+            "classifier's reward), 'contrast' (a guard: minus the share of its floor, 0.7 of its prompt's base-model "
+            "contrast, a sample fell short of; 0 above the floor, -1 for a blank) and 'drift' (a penalty: minus the mean squared pixel error to "
             "the base model's image of the same prompt). Total reward = sum(weight * term)."
         },
     )

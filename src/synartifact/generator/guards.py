@@ -313,6 +313,16 @@ class MixedReward:
         return total, info
 
 
+def _sampled_as(config: Any) -> dict[str, Any]:
+    """``from_pipeline``'s sampling arguments as TRL's DDPO ``config`` samples, with its seed."""
+    return {
+        "seed": int(config.seed),
+        "num_inference_steps": config.sample_num_steps,
+        "guidance_scale": config.sample_guidance_scale,
+        "eta": config.sample_eta,
+    }
+
+
 def get_artifact_reward(*, artifact: Callable, **_: Any) -> Callable:
     """The ``artifact`` term: the classifier's :class:`~synartifact.reward.ArtifactReward` (1 = no artifact)."""
     return artifact
@@ -321,27 +331,13 @@ def get_artifact_reward(*, artifact: Callable, **_: Any) -> Callable:
 def get_drift_penalty(*, sd_pipeline: Any, prompts: Sequence[str], config: Any, **_: Any) -> DriftPenalty:
     """The ``drift`` term: a :class:`DriftPenalty` against the base model's images of ``prompts`` (call it before
     training), sampled as TRL's ``config`` samples, with its seed."""
-    return DriftPenalty.from_pipeline(
-        sd_pipeline,
-        prompts,
-        seed=int(config.seed),
-        num_inference_steps=config.sample_num_steps,
-        guidance_scale=config.sample_guidance_scale,
-        eta=config.sample_eta,
-    )
+    return DriftPenalty.from_pipeline(sd_pipeline, prompts, **_sampled_as(config))
 
 
 def get_contrast_guard(*, sd_pipeline: Any, prompts: Sequence[str], config: Any, **_: Any) -> ContrastGuard:
     """The ``contrast`` term: a :class:`ContrastGuard` whose references are the base model's samples of ``prompts``
     (call it before training), sampled as TRL's ``config`` samples, from its seed on."""
-    return ContrastGuard.from_pipeline(
-        sd_pipeline,
-        prompts,
-        seed=int(config.seed),
-        num_inference_steps=config.sample_num_steps,
-        guidance_scale=config.sample_guidance_scale,
-        eta=config.sample_eta,
-    )
+    return ContrastGuard.from_pipeline(sd_pipeline, prompts, **_sampled_as(config))
 
 
 REWARD_FUNCS_REGISTRY: dict[str, Callable[..., Callable]] = {
