@@ -778,39 +778,88 @@ def test_contrast_guard_by_hand():
         ContrastGuard({"p": float("nan")})
 
 
-def test_contrast_guard_references_are_the_base_models_mean_contrast(tiny_sd):
+def test_contrast_and_noise_guard_references_are_the_base_models_means(tiny_sd):
     from diffusers import StableDiffusionPipeline
     from PIL import Image
+    from scipy import ndimage
 
-    from synartifact.generator.guards import CONTRAST_FLOOR, CONTRAST_REFERENCE_SEEDS, get_reward_funcs
+    from synartifact.generator.guards import CONTRAST_FLOOR, NOISE_CEILING, REFERENCE_SEEDS, get_reward_funcs
     from synartifact.generator.sampling import sample_images
 
     pipe = StableDiffusionPipeline.from_pretrained(tiny_sd)
     pipe.set_progress_bar_config(disable=True)
     prompts = ["a cat on a sofa", "a red car"]
     config = type("Config", (), dict(seed=3, sample_num_steps=2, sample_guidance_scale=5.0, sample_eta=1.0))
+    calls = []
+    real_call = type(pipe).__call__
+
+    class Counting(type(pipe)):
+        def __call__(self, *args, **kwargs):
+            calls.append(1)
+            return real_call(self, *args, **kwargs)
+
+    pipe.__class__ = Counting
     mixed = get_reward_funcs(
-        ["artifact", "contrast"],
-        [1.0, 0.5],
+        ["artifact", "contrast", "noise"],
+        [1.0, 0.5, 0.25],
         artifact=lambda im, p, m: (torch.ones(len(p)), {}),
         sd_pipeline=pipe,
         prompts=prompts,
         config=config,
     )
-    guard = mixed.funcs["contrast"]
-    # oracle: PIL's own luminance conversion of the base samples of seeds 3..3+N-1, averaged per prompt
-    samples = [sample_images(pipe, prompts, 3 + k, num_inference_steps=2) for k in range(CONTRAST_REFERENCE_SEEDS)]
+    # the two guards share one set of base samples: one pipeline call per seed, not two
+    assert len(calls) == REFERENCE_SEEDS
+    pipe.__class__ = Counting.__mro__[1]
+    guard, noise = mixed.funcs["contrast"], mixed.funcs["noise"]
+    # oracle: PIL's own luminance conversion of the base samples of seeds 3..3+N-1, averaged per prompt; for the
+    # noise guard, scipy's Laplace filter of that luminance on the interior pixels
+    samples = [sample_images(pipe, prompts, 3 + k, num_inference_steps=2) for k in range(REFERENCE_SEEDS)]
     for i, prompt in enumerate(prompts):
-        expected = np.mean([np.asarray(s[i].convert("L"), np.float64).std() / 255 for s in samples])
-        assert guard.references[prompt] == pytest.approx(expected, rel=0.02)
-    # a blank of each sample's mean colour loses all its contrast: the total is 1 - 0.5
+        luminance = [np.asarray(s[i].convert("L"), np.float64) / 255 for s in samples]
+        assert guard.references[prompt] == pytest.approx(np.mean([lum.std() for lum in luminance]), rel=0.02)
+        energy = np.mean([np.abs(ndimage.laplace(lum))[1:-1, 1:-1].mean() for lum in luminance])
+        assert noise.references[prompt] == pytest.approx(energy, rel=0.03)
+    # a blank of each sample's mean colour loses all its contrast and has no grain: the total is 1 - 0.5
     blanks = [Image.new("RGB", im.size, tuple(np.asarray(im).reshape(-1, 3).mean(0).astype(int))) for im in samples[0]]
     total, info = mixed(blanks, prompts, None)
     assert total.tolist() == pytest.approx([0.5, 0.5]) and info["terms"]["contrast"] == pytest.approx(-1.0)
-    # the base model's own samples lie around their reference, above its floor: on average they lose little
-    assert guard.floor == CONTRAST_FLOOR
-    terms, _ = guard(samples[0] + samples[1], prompts * 2, None)
-    assert float(terms.mean()) > -0.2
+    assert info["terms"]["noise"] == 0.0
+    # strong grain on a sample costs the noise guard's whole weight (and none of the contrast guard's)
+    rng = np.random.default_rng(0)
+    grainy = [
+        Image.fromarray(np.clip(np.asarray(im, np.float64) + rng.normal(0, 80, (*im.size[::-1], 3)), 0, 255).astype(np.uint8))
+        for im in samples[0]
+    ]
+    total, info = mixed(grainy, prompts, None)
+    assert info["terms"]["noise"] == pytest.approx(-1.0) and total.tolist() == pytest.approx([0.75, 0.75])
+    # the base model's own samples lie around their references, inside the free band: on average they lose little
+    assert guard.floor == CONTRAST_FLOOR and noise.ceiling == NOISE_CEILING
+    for term in (guard, noise):
+        terms, _ = term(samples[0] + samples[1], prompts * 2, None)
+        assert float(terms.mean()) > -0.2
+
+
+def test_noise_guard_by_hand():
+    from synartifact.generator.guards import NoiseGuard, laplacian_energy
+
+    checker = (np.indices((6, 6)).sum(0) % 2).astype(np.float32)[..., None].repeat(3, -1)  # black/white checkerboard
+    ramp = np.linspace(0, 1, 6, dtype=np.float32)[None, :, None].repeat(6, 0).repeat(3, -1)
+    assert laplacian_energy(np.full((5, 5, 3), 0.4, np.float32)) == pytest.approx(0.0, abs=1e-6)
+    assert laplacian_energy(ramp) == pytest.approx(0.0, abs=1e-6)  # a linear ramp has no curvature
+    assert laplacian_energy(checker) == pytest.approx(4.0)  # every interior pixel differs by 1 from 4 neighbours
+    assert laplacian_energy(0.25 * checker) == pytest.approx(1.0)
+    guard = NoiseGuard({"p": 1.0, "flat prompt": 0.0}, ceiling=1.25)
+    images = [0.25 * checker, 0.3125 * checker, 0.46875 * checker, 0.625 * checker, checker, 0.25 * checker]
+    terms, info = guard(images, ["p"] * 5 + ["flat prompt"], None)
+    # up to the ceiling: nothing; 1.5x the ceiling: -0.5; twice the ceiling and beyond: -1; no reference: nothing
+    assert terms.tolist() == pytest.approx([0.0, 0.0, -0.5, -1.0, -1.0, 0.0])
+    assert info["mean_noise_ratio"] == pytest.approx((1.0 + 1.25 + 1.875 + 2.5 + 4.0 + 1.0) / 6)
+    with pytest.raises(ValueError, match=">= 1"):
+        NoiseGuard({"p": 1.0}, ceiling=0.9)
+    with pytest.raises(ValueError, match="no reference for prompt 'a dog'"):
+        guard(images[:1], ["a dog"], None)
+    with pytest.raises(ValueError, match="at least 3 x 3"):
+        laplacian_energy(np.zeros((2, 5, 3), np.float32))
 
 
 def test_drift_measures_by_hand():

@@ -286,8 +286,9 @@ class DDPOScriptArguments:
         metadata={
             "help": "Reward terms (synartifact.generator.guards.REWARD_FUNCS_REGISTRY): 'artifact' (the "
             "classifier's reward), 'contrast' (a guard: minus the share of its floor, 0.7 of its prompt's base-model "
-            "contrast, a sample fell short of; 0 above the floor, -1 for a blank) and 'drift' (a penalty: minus the mean squared pixel error to "
-            "the base model's image of the same prompt). Total reward = sum(weight * term)."
+            "contrast, a sample fell short of; 0 above the floor, -1 for a blank), 'noise' (a guard: minus the share by "
+            "which a sample's Laplacian energy exceeds 1.3x its prompt's base-model mean; -1 at twice that) and 'drift' (a "
+            "penalty: minus the mean squared pixel error to the base model's image of the same prompt). Total reward = sum(weight * term)."
         },
     )
     reward_funcs_weights: Optional[list[float]] = field(

@@ -19,7 +19,7 @@ classifier finds fewer artifacts in an image with less in it, so a flat blank of
 sample itself, and blending a sample towards its mean colour raises the reward about linearly with the blend. The
 term is ``-max(0, 1 - c / (floor * c_ref))``: the share of its floor a sample fell short of, where ``c`` is the
 sample's RMS contrast (the standard deviation of its luminance), ``c_ref`` the mean over the base model's samples of
-the prompt under :data:`CONTRAST_REFERENCE_SEEDS` seeds and ``floor`` (:data:`CONTRAST_FLOOR`) the share of it a
+the prompt under :data:`REFERENCE_SEEDS` seeds and ``floor`` (:data:`CONTRAST_FLOOR`) the share of it a
 sample may lose for free. It is 0 for a sample within the base model's usual range (so more contrast, or noise,
 earns nothing, and the base's own samples are not pushed anywhere) and -1 for a blank; with weight ``w`` flattening
 a sample entirely costs ``w``. The floor is there because a guard at the mean itself pushes every sample below the
@@ -27,6 +27,14 @@ mean upwards: measured (``benchmarks/ddpo_gain.py``), that push raised the class
 and cost the artifact reward its gain. It is not the evaluation's content-fidelity measure (nearest-prototype recognition of 8 x 8 thumbnails,
 :mod:`synartifact.generator.fidelity`): a generator that keeps its contrast but draws another scene still fails
 there, so the evaluation stays an independent check of what the guard is meant to keep.
+
+The ``noise`` term is the contrast guard's mirror image, against the other way out of the artifacts' reach that the
+seed studies measured: refined samples that gain high-frequency energy (grain) the base model's samples do not have.
+It is ``-min(1, max(0, e / (ceiling * e_ref) - 1))``, ``e`` the sample's Laplacian energy (:func:`laplacian_energy`:
+the mean absolute 4-neighbour Laplacian of its luminance, a second-difference estimator, where the evaluation's
+fine-detail ratio takes first differences of the colour channels), ``e_ref`` its prompt's mean over the base model's
+samples (the same samples as the contrast guard's references: drawn once for both) and ``ceiling``
+(:data:`NOISE_CEILING`) the share above it a sample may gain for free; -1 at twice the ceiling and beyond.
 """
 
 from __future__ import annotations
@@ -39,30 +47,38 @@ import numpy as np
 import torch
 
 __all__ = [
+    "REFERENCE_SEEDS",
     "REWARD_FUNCS_REGISTRY",
     "BestTracker",
     "CONTRAST_FLOOR",
-    "CONTRAST_REFERENCE_SEEDS",
-    "ContrastGuard",
+        "ContrastGuard",
     "DriftPenalty",
+    "NOISE_CEILING",
+    "NoiseGuard",
     "MixedReward",
     "get_artifact_reward",
     "get_contrast_guard",
     "get_drift_penalty",
+    "get_noise_guard",
     "get_reward_funcs",
     "check_reward_funcs",
     "image_array",
     "pixel_mse",
     "high_frequency",
+    "laplacian_energy",
     "measure_drift",
     "rms_contrast",
 ]
 
-# base-model samples per prompt whose mean contrast is the contrast guard's reference
-CONTRAST_REFERENCE_SEEDS = 4
+# base-model samples per prompt whose mean statistic is the contrast and noise guards' reference
+REFERENCE_SEEDS = 4
 # the share of its reference contrast a sample may lose before the guard costs anything (the tiny SD's samples of one
 # prompt vary by ~15 % in contrast; about 1 in 10 falls below 0.7 of its prompt's mean)
 CONTRAST_FLOOR = 0.7
+# the share above its reference Laplacian energy a sample may gain before the noise guard costs anything (measured on
+# the demo's tiny SD, 30 prompts x 4 seeds against the mean of 4 others: about 1 sample in 14 lies above 1.3x)
+NOISE_CEILING = 1.3
+_LUMINANCE = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 def image_array(image: Any) -> np.ndarray:
@@ -101,8 +117,18 @@ def high_frequency(image: Any) -> float:
 def rms_contrast(image: Any) -> float:
     """RMS contrast: the standard deviation of the image's luminance (Rec. 601 weights, values in [0, 1]); 0 for a
     blank, about 0.1-0.3 for a photograph."""
-    array = image_array(image)
-    return float((array @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).std())
+    return float((image_array(image) @ _LUMINANCE).std())
+
+
+def laplacian_energy(image: Any) -> float:
+    """Mean absolute 4-neighbour Laplacian (``4 x centre - the 4 neighbours``) of the image's luminance (Rec. 601
+    weights, values in [0, 1]) over its interior pixels: 0 for a blank or a linear ramp, high for grain."""
+    lum = image_array(image) @ _LUMINANCE
+    if min(lum.shape) < 3:
+        raise ValueError(f"laplacian_energy needs an image of at least 3 x 3 pixels, got {lum.shape[1]} x {lum.shape[0]}.")
+    centre = lum[1:-1, 1:-1]
+    laplacian = 4 * centre - lum[:-2, 1:-1] - lum[2:, 1:-1] - lum[1:-1, :-2] - lum[1:-1, 2:]
+    return float(np.abs(laplacian).mean())
 
 
 def _base_samples(
@@ -223,21 +249,32 @@ class DriftPenalty:
         return -torch.tensor(distances, dtype=torch.float32), {"mean_drift": float(np.mean(distances))}
 
 
-class ContrastGuard:
-    """The ``contrast`` reward term (see the module docstring): ``-max(0, 1 - c / (floor * c_ref))`` per sample,
-    ``c`` its RMS contrast and ``c_ref`` its prompt's mean over base-model samples; called as TRL's DDPO scorer,
-    ``(images, prompts, metadata) -> (terms, info)``."""
+class _ReferenceGuard:
+    """A reward term on one image statistic relative to its prompt's mean over base-model samples, free within a band
+    (the contrast and noise guards); called as TRL's DDPO scorer, ``(images, prompts, metadata) -> (terms, info)``.
+    Subclasses name the ``statistic``, the ``bound``'s meaning and the ``term`` of a ratio."""
 
-    def __init__(self, references: Mapping[str, float], floor: float = CONTRAST_FLOOR) -> None:
+    statistic: Callable[[Any], float]
+    bound_name: str
+    info_key: str
+
+    def __init__(self, references: Mapping[str, float], bound: float) -> None:
+        who = type(self).__name__
         if not references:
-            raise ValueError("ContrastGuard needs at least one reference contrast (a prompt -> base contrast map).")
+            raise ValueError(f"{who} needs at least one reference value (a prompt -> base-model mean map).")
         bad = {p: c for p, c in references.items() if not (math.isfinite(float(c)) and float(c) >= 0)}
         if bad:
-            raise ValueError(f"ContrastGuard: reference contrasts must be finite and >= 0, got {bad}.")
-        if not (0 < float(floor) <= 1):
-            raise ValueError(f"ContrastGuard: floor is {floor!r}; give the share of the reference kept free, in (0, 1].")
+            raise ValueError(f"{who}: reference values must be finite and >= 0, got {bad}.")
         self.references = {str(p): float(c) for p, c in references.items()}
-        self.floor = float(floor)
+        self.bound = float(bound)
+
+    @classmethod
+    def from_samples(cls, samples: Mapping[int, Sequence[Any]], prompts: Sequence[str], **kwargs: Any) -> _ReferenceGuard:
+        """Each prompt's mean statistic over ``samples`` (seed -> one base-model image per prompt, in order)."""
+        references = {
+            p: float(np.mean([cls.statistic(images[i]) for images in samples.values()])) for i, p in enumerate(prompts)
+        }
+        return cls(references, **kwargs)
 
     @classmethod
     def from_pipeline(
@@ -245,34 +282,70 @@ class ContrastGuard:
         sd_pipeline: Any,
         prompts: Sequence[str],
         seed: int = 0,
-        num_seeds: int = CONTRAST_REFERENCE_SEEDS,
+        num_seeds: int = REFERENCE_SEEDS,
         num_inference_steps: int = 20,
         guidance_scale: float = 5.0,
         eta: float = 1.0,
-        floor: float = CONTRAST_FLOOR,
-    ) -> ContrastGuard:
-        """Each prompt's mean RMS contrast over ``num_seeds`` samples of ``sd_pipeline`` (the base model), seeds
+        **kwargs: Any,
+    ) -> _ReferenceGuard:
+        """Each prompt's mean statistic over ``num_seeds`` samples of ``sd_pipeline`` (the base model), seeds
         ``seed .. seed + num_seeds - 1``."""
         prompts = list(dict.fromkeys(prompts))
         seeds = [seed + k for k in range(max(int(num_seeds), 1))]
-        images = _base_samples(sd_pipeline, prompts, seeds, num_inference_steps, guidance_scale, eta)
-        references = {p: float(np.mean([rms_contrast(images[s][i]) for s in seeds])) for i, p in enumerate(prompts)}
-        return cls(references, floor=floor)
+        samples = _base_samples(sd_pipeline, prompts, seeds, num_inference_steps, guidance_scale, eta)
+        return cls.from_samples(samples, prompts, **kwargs)
 
     def ratios(self, images: Any, prompts: Sequence[str]) -> list[float]:
-        """Each image's RMS contrast over its prompt's reference contrast (1 when the reference is 0)."""
-        images = _prompt_images(images, prompts, self.references, "ContrastGuard")
+        """Each image's statistic over its prompt's reference (1 when the reference is 0)."""
+        images = _prompt_images(images, prompts, self.references, type(self).__name__)
         values = []
         for image, prompt in zip(images, prompts):
             reference = self.references[str(prompt)]
-            values.append(rms_contrast(image) / reference if reference > 0 else 1.0)
+            values.append(type(self).statistic(image) / reference if reference > 0 else 1.0)
         return values
 
+    def term(self, ratio: float) -> float:
+        raise NotImplementedError
+
     def __call__(self, images: Any, prompts: Sequence[str], metadata: Any = None) -> tuple[torch.Tensor, dict]:
-        """TRL DDPO scorer: the contrast terms (``-max(0, 1 - ratio / floor)``, in [-1, 0]) with the mean ratio."""
+        """TRL DDPO scorer: the terms (in [-1, 0]) with the batch's mean ratio to the references."""
         ratios = self.ratios(images, prompts)
-        terms = [-max(0.0, 1.0 - r / self.floor) for r in ratios]
-        return torch.tensor(terms, dtype=torch.float32), {"mean_contrast_ratio": float(np.mean(ratios))}
+        terms = [self.term(r) for r in ratios]
+        return torch.tensor(terms, dtype=torch.float32), {self.info_key: float(np.mean(ratios))}
+
+
+class ContrastGuard(_ReferenceGuard):
+    """The ``contrast`` reward term (see the module docstring): ``-max(0, 1 - c / (floor * c_ref))`` per sample,
+    ``c`` its RMS contrast and ``c_ref`` its prompt's mean over base-model samples."""
+
+    statistic = staticmethod(rms_contrast)
+    info_key = "mean_contrast_ratio"
+
+    def __init__(self, references: Mapping[str, float], floor: float = CONTRAST_FLOOR) -> None:
+        if not (0 < float(floor) <= 1):
+            raise ValueError(f"ContrastGuard: floor is {floor!r}; give the share of the reference kept free, in (0, 1].")
+        super().__init__(references, floor)
+        self.floor = self.bound
+
+    def term(self, ratio: float) -> float:
+        return -max(0.0, 1.0 - ratio / self.floor)
+
+
+class NoiseGuard(_ReferenceGuard):
+    """The ``noise`` reward term (see the module docstring): ``-min(1, max(0, e / (ceiling * e_ref) - 1))`` per
+    sample, ``e`` its Laplacian energy and ``e_ref`` its prompt's mean over base-model samples."""
+
+    statistic = staticmethod(laplacian_energy)
+    info_key = "mean_noise_ratio"
+
+    def __init__(self, references: Mapping[str, float], ceiling: float = NOISE_CEILING) -> None:
+        if not (math.isfinite(float(ceiling)) and float(ceiling) >= 1):
+            raise ValueError(f"NoiseGuard: ceiling is {ceiling!r}; give the reference's multiple gained free, >= 1.")
+        super().__init__(references, ceiling)
+        self.ceiling = self.bound
+
+    def term(self, ratio: float) -> float:
+        return -min(1.0, max(0.0, ratio / self.ceiling - 1.0))
 
 
 class MixedReward:
@@ -334,16 +407,44 @@ def get_drift_penalty(*, sd_pipeline: Any, prompts: Sequence[str], config: Any, 
     return DriftPenalty.from_pipeline(sd_pipeline, prompts, **_sampled_as(config))
 
 
-def get_contrast_guard(*, sd_pipeline: Any, prompts: Sequence[str], config: Any, **_: Any) -> ContrastGuard:
+def _reference_samples(sd_pipeline: Any, prompts: Sequence[str], config: Any, memo: dict | None) -> tuple[list, dict]:
+    """The training prompts (each once) and the base model's samples of them under :data:`REFERENCE_SEEDS` seeds from
+    the config's seed on, sampled as TRL's ``config`` samples; drawn once per ``memo`` (the guards of one reward)."""
+    prompts = list(dict.fromkeys(prompts))
+    key = tuple(prompts)
+    if memo is not None and key in memo:
+        return prompts, memo[key]
+    sampled = _sampled_as(config)
+    first = sampled.pop("seed")
+    seeds = [first + k for k in range(REFERENCE_SEEDS)]
+    samples = _base_samples(sd_pipeline, prompts, seeds, **sampled)
+    if memo is not None:
+        memo[key] = samples
+    return prompts, samples
+
+
+def get_contrast_guard(
+    *, sd_pipeline: Any, prompts: Sequence[str], config: Any, reference_memo: dict | None = None, **_: Any
+) -> ContrastGuard:
     """The ``contrast`` term: a :class:`ContrastGuard` whose references are the base model's samples of ``prompts``
     (call it before training), sampled as TRL's ``config`` samples, from its seed on."""
-    return ContrastGuard.from_pipeline(sd_pipeline, prompts, **_sampled_as(config))
+    prompts, samples = _reference_samples(sd_pipeline, prompts, config, reference_memo)
+    return ContrastGuard.from_samples(samples, prompts)
+
+
+def get_noise_guard(
+    *, sd_pipeline: Any, prompts: Sequence[str], config: Any, reference_memo: dict | None = None, **_: Any
+) -> NoiseGuard:
+    """The ``noise`` term: a :class:`NoiseGuard` on the same base-model samples as the contrast guard's."""
+    prompts, samples = _reference_samples(sd_pipeline, prompts, config, reference_memo)
+    return NoiseGuard.from_samples(samples, prompts)
 
 
 REWARD_FUNCS_REGISTRY: dict[str, Callable[..., Callable]] = {
     "artifact": get_artifact_reward,
     "contrast": get_contrast_guard,
     "drift": get_drift_penalty,
+    "noise": get_noise_guard,
 }
 
 
@@ -354,6 +455,7 @@ def get_reward_funcs(names: Sequence[str], weights: Sequence[float] | None = Non
     names, weights = check_reward_funcs(names, weights)
     if names == ["artifact"] and weights[0] == 1.0:
         return REWARD_FUNCS_REGISTRY["artifact"](**context)
+    context.setdefault("reference_memo", {})  # the contrast and noise guards share their base-model samples
     return MixedReward({n: REWARD_FUNCS_REGISTRY[n](**context) for n in names}, weights)
 
 
