@@ -245,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images-per-prompt", type=int, default=4, help="images per held-out prompt and seed")
     add_json_flag(parser)
     args = parser.parse_args(argv)
+    for flag, folder in (("--base", args.base), ("--classifier", args.classifier), ("--dataset", args.dataset)):
+        if not (REPO / folder).is_dir():
+            # without these DDPO would start from random weights and the study would measure nothing
+            raise SystemExit(f"{flag} {folder}: no such folder; run `make demo` first or pass {flag} DIR.")
 
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "

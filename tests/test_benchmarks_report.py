@@ -286,3 +286,15 @@ def test_ddpo_gain_study_mean_spread_and_verdict():
     for row in rows:
         row["judge_strong"] = False
     assert ddpo_gain.summarize(rows)[2]["verdict"] == "inconclusive"
+
+
+def test_ddpo_gain_refuses_to_run_without_the_demos_outputs(tmp_path):
+    """Without a pre-trained generator, classifier and dataset DDPO would start from random weights: the study stops
+    before it trains anything and says what to run."""
+    sys.path.insert(0, str(BENCH))
+    import ddpo_gain
+
+    missing = tmp_path / "tiny-sd"
+    with pytest.raises(SystemExit, match=r"--base .*tiny-sd: no such folder; run `make demo` first"):
+        ddpo_gain.main(["--base", str(missing), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
