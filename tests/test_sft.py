@@ -1,5 +1,6 @@
 """The SFT script: 2 steps on tiny VLMs (full and LoRA), resume, recipes, accelerate launch and 2 processes."""
 
+import inspect
 import json
 import os
 import signal
@@ -496,3 +497,55 @@ def test_torchrun_two_processes(tmp_path, tiny_dataset, one_process_output):
     # sums its batch, so only float rounding differs (~1e-7 measured), far below the steps' 5e-4
     for name in start:
         torch.testing.assert_close(two[name], one[name], rtol=0, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
+
+
+@pytest.mark.parametrize("arch", ["llava", "idefics3", "qwen2vl"])
+def test_training_loss_on_completion_logits_is_the_models_own_loss(tmp_path, tiny_dataset, arch):
+    """The trainer's training loss projects only the completion positions onto the vocabulary; the model's own
+    full-sequence causal-LM loss (transformers' oracle) gives the same loss and gradients, with and without
+    ``num_items_in_batch``, and the logged token accuracy is the one read off the full logits."""
+    from synartifact.configs import SFTModelArguments, SFTScriptArguments, SFTTrainingArguments
+    from synartifact.tiny import build_tiny_vlm
+
+    sizes = dict(SMALL, heads=4) if arch == "qwen2vl" else SMALL
+    base = build_tiny_vlm(tmp_path / "base", arch=arch, seed=0, image_size=32, patch_size=8, **sizes)
+    script = SFTScriptArguments(dataset_name=str(tiny_dataset), answer_mode="full", image_size=32)
+    train, _ = sft.load_sft_datasets(script)
+    model, processor = sft.load_model(str(base), SFTModelArguments(model_name_or_path=str(base)))
+    args = SFTTrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none")
+    trainer = sft.SFTTrainer(model=model, args=args, train_dataset=train, processing_class=processor)
+    batch = trainer.data_collator([train[i] for i in range(4)])
+    labels = batch["labels"]
+    assert (labels != -100).sum() > 4  # several completion tokens per row, boxes and captions included
+    model.train()
+    keeps_logits = "logits_to_keep" in inspect.signature(type(model).forward).parameters
+    assert keeps_logits or arch == "qwen2vl"
+
+    def grads():
+        out = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        model.zero_grad()
+        return out
+
+    for count in (None, 7):
+        loss, outputs = trainer.compute_loss(model, dict(batch), return_outputs=True, num_items_in_batch=count)
+        projected = outputs.logits.shape[1]
+        if keeps_logits:  # only the completion positions were projected onto the vocabulary
+            assert projected < batch["input_ids"].shape[1]
+        else:  # transformers 4.57's Qwen2-VL: TRL's path, the whole sequence
+            assert projected == batch["input_ids"].shape[1]
+        loss.backward()
+        fast = grads()
+        extra = {} if count is None else {"num_items_in_batch": count}
+        oracle = model(**batch, use_cache=False, **extra)
+        oracle.loss.backward()
+        slow = grads()
+        torch.testing.assert_close(loss, oracle.loss, rtol=1e-5, atol=1e-6)
+        assert fast.keys() == slow.keys() and fast
+        for name in slow:
+            torch.testing.assert_close(fast[name], slow[name], rtol=1e-4, atol=1e-6, msg=name)
+
+    with torch.no_grad():
+        predicted = model(**batch, use_cache=False).logits[:, :-1].argmax(-1)
+    target = labels[:, 1:]
+    expected = ((predicted == target) & (target != -100)).sum().item() / (target != -100).sum().item()
+    assert trainer._metrics["train"]["mean_token_accuracy"][-1] == pytest.approx(expected)

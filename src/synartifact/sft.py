@@ -369,6 +369,76 @@ class SFTTrainer(TRLSFTTrainer):
         super().__init__(*args, **kwargs)
         self.data_collator = align_mm_token_type_ids(self.data_collator, self.processing_class)
 
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """In training, the language-model head runs on the completion tokens only.
+
+        TRL's loss masks the prompt, yet the model still projects every position (image tokens and the long question
+        included) onto the whole vocabulary, and TRL then takes a full-vocabulary softmax again for its entropy log:
+        with a tiny model most of a step. Here the model returns logits at the positions that predict a completion
+        token (``logits_to_keep``, the union over the batch) and the loss is the same cross-entropy over the same
+        tokens, normalized as ``Trainer`` normalizes a causal LM's own loss (``num_items_in_batch``). The logged
+        ``mean_token_accuracy`` is TRL's; ``entropy`` is taken over the completion tokens. Evaluation, label smoothing,
+        Liger, prompt tuning and models without ``logits_to_keep`` take TRL's path unchanged.
+        """
+        keep = self._completion_positions(model, inputs)
+        if keep is None:
+            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        targets = inputs["labels"][:, 1:][:, keep]
+        mask = targets != -100
+        saved_loss_func = self.compute_loss_func
+        self.compute_loss_func = _KeptTokenLoss(targets)  # Trainer.compute_loss: labels kept out of the model's call
+        try:
+            loss, outputs = transformers.Trainer.compute_loss(
+                self,
+                model,
+                {**inputs, "logits_to_keep": keep, "use_cache": False},
+                return_outputs=True,
+                num_items_in_batch=num_items_in_batch,
+            )
+        finally:
+            self.compute_loss_func = saved_loss_func
+        with torch.no_grad():
+            logits = outputs.logits.detach().float()
+            log_probs = torch.log_softmax(logits, dim=-1)
+            entropy = -(log_probs.exp() * log_probs).sum(-1)[mask].mean()
+            correct = ((logits.argmax(-1) == targets) & mask).sum()
+        gather = self.accelerator.gather_for_metrics
+        self._metrics["train"]["entropy"].append(gather(entropy).mean().item())
+        self._total_train_tokens += gather(inputs["attention_mask"].sum()).sum().item()
+        self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
+        total = gather(mask.sum()).sum()
+        self._metrics["train"]["mean_token_accuracy"].append(
+            (gather(correct).sum() / total).item() if total > 0 else 0.0
+        )
+        return (loss, outputs) if return_outputs else loss
+
+    def _completion_positions(self, model, inputs) -> torch.Tensor | None:
+        """The sequence positions whose next token is a completion token in some row, or None where the fast path
+        does not apply (see ``compute_loss``)."""
+        labels = inputs.get("labels")
+        if (
+            not model.training
+            or labels is None
+            or "attention_mask" not in inputs
+            or "shift_labels" in inputs
+            or self.label_smoother is not None
+            or self.compute_loss_func is not None
+            or self.args.use_liger_kernel
+            or getattr(self, "num_virtual_tokens", 0)
+            or self.aux_loss_enabled
+        ):
+            return None
+        if getattr(self, "_keeps_logits", None) is None:
+            import inspect
+
+            base = self.accelerator.unwrap_model(model)
+            base = base.get_base_model() if hasattr(base, "get_base_model") else base
+            self._keeps_logits = "logits_to_keep" in inspect.signature(base.forward).parameters
+        if not self._keeps_logits:
+            return None
+        keep = (labels[:, 1:] != -100).any(dim=0).nonzero().squeeze(1)
+        return keep if keep.numel() else None
+
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         if not self._load_renamed_weights(resume_from_checkpoint, self.model if model is None else model):
             super()._load_from_checkpoint(resume_from_checkpoint, model)
@@ -417,6 +487,28 @@ class SFTTrainer(TRLSFTTrainer):
         logger.info("Restored %d weights from %s.", len(weights), checkpoint)
         del saved, weights
         return True
+
+
+class _KeptTokenLoss:
+    """Cross-entropy of logits kept at some positions against those positions' targets (-100 ignored): a sum over
+    ``num_items_in_batch`` when ``Trainer`` counts the tokens (gradient accumulation), else the mean, as
+    ``transformers``' own causal-LM loss."""
+
+    def __init__(self, targets: torch.Tensor):
+        self.targets = targets
+
+    def __call__(self, outputs, labels, num_items_in_batch=None):
+        logits = outputs.logits.float()
+        targets = self.targets.to(logits.device)
+        reduction = "sum" if num_items_in_batch is not None else "mean"
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100, reduction=reduction
+        )
+        if num_items_in_batch is not None:
+            if torch.is_tensor(num_items_in_batch):
+                num_items_in_batch = num_items_in_batch.to(loss.device)
+            loss = loss / num_items_in_batch
+        return loss
 
 
 # ------------------------------------------------------------------------------------------------------------
