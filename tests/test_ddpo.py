@@ -827,7 +827,9 @@ def test_contrast_and_noise_guard_references_are_the_base_models_means(tiny_sd):
     # strong grain on a sample costs the noise guard's whole weight (and none of the contrast guard's)
     rng = np.random.default_rng(0)
     grainy = [
-        Image.fromarray(np.clip(np.asarray(im, np.float64) + rng.normal(0, 80, (*im.size[::-1], 3)), 0, 255).astype(np.uint8))
+        Image.fromarray(
+            np.clip(np.asarray(im, np.float64) + rng.normal(0, 80, (*im.size[::-1], 3)), 0, 255).astype(np.uint8)
+        )
         for im in samples[0]
     ]
     total, info = mixed(grainy, prompts, None)

@@ -382,7 +382,9 @@ class SFTTrainer(TRLSFTTrainer):
         """
         keep = self._completion_positions(model, inputs)
         if keep is None:
-            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+            return super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
         targets = inputs["labels"][:, 1:][:, keep]
         mask = targets != -100
         saved_loss_func = self.compute_loss_func

@@ -51,7 +51,7 @@ __all__ = [
     "REWARD_FUNCS_REGISTRY",
     "BestTracker",
     "CONTRAST_FLOOR",
-        "ContrastGuard",
+    "ContrastGuard",
     "DriftPenalty",
     "NOISE_CEILING",
     "NoiseGuard",
@@ -125,14 +125,21 @@ def laplacian_energy(image: Any) -> float:
     weights, values in [0, 1]) over its interior pixels: 0 for a blank or a linear ramp, high for grain."""
     lum = image_array(image) @ _LUMINANCE
     if min(lum.shape) < 3:
-        raise ValueError(f"laplacian_energy needs an image of at least 3 x 3 pixels, got {lum.shape[1]} x {lum.shape[0]}.")
+        raise ValueError(
+            f"laplacian_energy needs an image of at least 3 x 3 pixels, got {lum.shape[1]} x {lum.shape[0]}."
+        )
     centre = lum[1:-1, 1:-1]
     laplacian = 4 * centre - lum[:-2, 1:-1] - lum[2:, 1:-1] - lum[1:-1, :-2] - lum[1:-1, 2:]
     return float(np.abs(laplacian).mean())
 
 
 def _base_samples(
-    sd_pipeline: Any, prompts: Sequence[str], seeds: Sequence[int], num_inference_steps: int, guidance_scale: float, eta: float
+    sd_pipeline: Any,
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    num_inference_steps: int,
+    guidance_scale: float,
+    eta: float,
 ) -> dict[int, list]:
     """The base model's images of ``prompts`` per seed (eval mode while sampling, as it was afterwards)."""
     from synartifact.generator.sampling import sample_images
@@ -269,7 +276,9 @@ class _ReferenceGuard:
         self.bound = float(bound)
 
     @classmethod
-    def from_samples(cls, samples: Mapping[int, Sequence[Any]], prompts: Sequence[str], **kwargs: Any) -> _ReferenceGuard:
+    def from_samples(
+        cls, samples: Mapping[int, Sequence[Any]], prompts: Sequence[str], **kwargs: Any
+    ) -> _ReferenceGuard:
         """Each prompt's mean statistic over ``samples`` (seed -> one base-model image per prompt, in order)."""
         references = {
             p: float(np.mean([cls.statistic(images[i]) for images in samples.values()])) for i, p in enumerate(prompts)
@@ -323,7 +332,9 @@ class ContrastGuard(_ReferenceGuard):
 
     def __init__(self, references: Mapping[str, float], floor: float = CONTRAST_FLOOR) -> None:
         if not (0 < float(floor) <= 1):
-            raise ValueError(f"ContrastGuard: floor is {floor!r}; give the share of the reference kept free, in (0, 1].")
+            raise ValueError(
+                f"ContrastGuard: floor is {floor!r}; give the share of the reference kept free, in (0, 1]."
+            )
         super().__init__(references, floor)
         self.floor = self.bound
 
