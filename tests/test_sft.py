@@ -501,7 +501,8 @@ def test_torchrun_two_processes(tmp_path, tiny_dataset, one_process_output):
 
 @pytest.mark.parametrize("arch", ["llava", "idefics3", "qwen2vl"])
 def test_training_loss_on_completion_logits_is_the_models_own_loss(tmp_path, tiny_dataset, arch):
-    """The trainer's training loss projects only the completion positions onto the vocabulary; the model's own
+    """TRL's batches, token for token, with the chat templates rendered once; the trainer's training loss projects
+    only the completion positions onto the vocabulary; the model's own
     full-sequence causal-LM loss (transformers' oracle) gives the same loss and gradients, with and without
     ``num_items_in_batch``, and the logged token accuracy is the one read off the full logits."""
     from synartifact.configs import SFTModelArguments, SFTScriptArguments, SFTTrainingArguments
@@ -515,6 +516,17 @@ def test_training_loss_on_completion_logits_is_the_models_own_loss(tmp_path, tin
     args = SFTTrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none")
     trainer = sft.SFTTrainer(model=model, args=args, train_dataset=train, processing_class=processor)
     batch = trainer.data_collator([train[i] for i in range(4)])
+    # the batches are TRL's own collator's, token for token, though each chat template is rendered once
+    from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+
+    from synartifact.compat import align_mm_token_type_ids
+
+    trl_collator = DataCollatorForVisionLanguageModeling(processor=processor, completion_only_loss=True)
+    expected = align_mm_token_type_ids(trl_collator, processor)([train[i] for i in range(4)])
+    for again in (trainer.data_collator([train[i] for i in range(4)]), batch):  # memoized, then fresh
+        assert again.keys() == expected.keys()
+        for key in expected:
+            assert torch.equal(again[key], expected[key]), key
     labels = batch["labels"]
     assert (labels != -100).sum() > 4  # several completion tokens per row, boxes and captions included
     model.train()

@@ -37,6 +37,7 @@ that ``synartifact evaluate`` can add its results). ``--push_to_hub`` uploads it
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -367,7 +368,9 @@ class SFTTrainer(TRLSFTTrainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.data_collator = align_mm_token_type_ids(self.data_collator, self.processing_class)
+        self.data_collator = align_mm_token_type_ids(
+            _TemplatedOnce.wrap(self.data_collator, self.processing_class), self.processing_class
+        )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """In training, the language-model head runs on the completion tokens only.
@@ -489,6 +492,49 @@ class SFTTrainer(TRLSFTTrainer):
         logger.info("Restored %d weights from %s.", len(weights), checkpoint)
         del saved, weights
         return True
+
+
+class _TemplatedOnce:
+    """TRL's vision collator, with each example's chat template rendered once instead of once per epoch.
+
+    TRL 0.23.1 renders the prompt and the prompt + completion through the chat template for every example of every
+    batch (``trl.data_utils.apply_chat_template``); with a tiny model that is a fair share of a step. Here the same two
+    TRL functions turn a conversational example into the ``prompt``/``completion`` strings they would give, memoized
+    by the messages (an answer repeats across images and epochs), and the strings go to TRL's collator, which then
+    only tokenizes them: the batches are TRL's own, token for token (``tests/test_sft.py``).
+    """
+
+    MAX_ENTRIES = 1 << 16
+
+    def __init__(self, collator: Any, processor: Any):
+        self.collator, self.processor, self.rendered = collator, processor, {}
+
+    @classmethod
+    def wrap(cls, collator: Any, processor: Any) -> Any:
+        from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+
+        return cls(collator, processor) if isinstance(collator, DataCollatorForVisionLanguageModeling) else collator
+
+    def __call__(self, examples: list[dict]) -> dict:
+        return self.collator([self._rendered(example) for example in examples])
+
+    def _rendered(self, example: dict) -> dict:
+        from trl.data_utils import apply_chat_template, is_conversational, prepare_multimodal_messages
+
+        if "prompt" not in example or "completion" not in example or not is_conversational(example):
+            return example
+        images = len(example.get("images") or ())
+        key = json.dumps([example["prompt"], example["completion"], images], sort_keys=True, default=str)
+        texts = self.rendered.get(key)
+        if texts is None:
+            messages = {"prompt": copy.deepcopy(example["prompt"]), "completion": copy.deepcopy(example["completion"])}
+            prepare_multimodal_messages(messages["prompt"] + messages["completion"], images)
+            out = apply_chat_template(messages, self.processor)
+            texts = (out["prompt"], out["completion"])
+            if len(self.rendered) >= self.MAX_ENTRIES:
+                self.rendered.clear()
+            self.rendered[key] = texts
+        return {**example, "prompt": texts[0], "completion": texts[1]}
 
 
 class _KeptTokenLoss:
