@@ -986,3 +986,31 @@ def test_a_kill_between_the_checkpoint_and_the_reward_row_loses_no_epoch(tmp_pat
     assert [json.loads(line) for line in log.read_text().splitlines()] == rows
     recorder.resume(3, 10, {"epoch": 1, "reward_mean": 0.9})  # not the checkpoint's epoch: ignored
     assert [json.loads(line) for line in log.read_text().splitlines()] == rows
+
+
+def test_reward_curve_names_every_guard_term_it_draws(tmp_path, monkeypatch):
+    """The guard panel's title says what each drawn term measures, the noise guard's included."""
+    import matplotlib.figure
+
+    from synartifact.generator.ddpo_tracking import plot_reward_curve
+
+    log = tmp_path / "reward_log.jsonl"
+    rows = [
+        {
+            "epoch": e,
+            "reward_mean": 0.9,
+            "reward_min": 0.8,
+            "reward_max": 1.0,
+            "terms": {"artifact": 0.9, "contrast": -0.01, "noise": -0.02},
+        }
+        for e in range(3)
+    ]
+    log.write_text("\n".join(json.dumps(r) for r in rows))
+    titles = []
+    monkeypatch.setattr(
+        matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: titles.extend(ax.get_title() for ax in fig.axes)
+    )
+    plot_reward_curve(log, tmp_path / "curve.png")
+    guard_title = next(t for t in titles if t.startswith("guard terms"))
+    assert "contrast = -share of contrast lost" in guard_title
+    assert "noise = -share of fine detail" in guard_title and "drift" not in guard_title

@@ -48,7 +48,7 @@ class PromptCycle:
 def plot_reward_curve(log_file: Path | str, out: Path | str) -> Path:
     """Plot mean training reward (with min/max band) per epoch from ``reward_log.jsonl`` to a PNG, with the judge's
     reward at the epochs it was measured (``judge_reward``, on its own axis: the two classifiers' scales differ) and,
-    when the reward has guard terms (``drift``, ``contrast``), each term's epoch mean in a second panel."""
+    when the reward has guard terms (``drift``, ``contrast``, ``noise``), each term's epoch mean in a second panel."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,7 +91,10 @@ def plot_reward_curve(log_file: Path | str, out: Path | str) -> Path:
             right.plot([r["epoch"] for r in kept], [r["terms"][name] for r in kept], label=name)
         right.set_xlabel("epoch")
         right.set_ylabel("term, epoch mean (unweighted; 0 = nothing lost)")
-        right.set_title("guard terms: drift = -pixel MSE to the base, contrast = -share of contrast lost", fontsize=8)
+        from synartifact.generator.guards import TERM_MEANINGS
+
+        meanings = ", ".join(f"{name} = {TERM_MEANINGS[name]}" for name in guards if name in TERM_MEANINGS)
+        right.set_title(f"guard terms: {meanings}", fontsize=8)
         right.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=110)

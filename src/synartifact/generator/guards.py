@@ -56,6 +56,7 @@ __all__ = [
     "NOISE_CEILING",
     "NoiseGuard",
     "MixedReward",
+    "TERM_MEANINGS",
     "get_artifact_reward",
     "get_contrast_guard",
     "get_drift_penalty",
@@ -79,6 +80,14 @@ CONTRAST_FLOOR = 0.7
 # the demo's tiny SD, 30 prompts x 4 seeds against the mean of 4 others: about 1 sample in 14 lies above 1.3x)
 NOISE_CEILING = 1.3
 _LUMINANCE = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+# What each guard term's value is, in a few words (the reward curve's guard panel names the terms it draws with these).
+TERM_MEANINGS = {
+    "drift": "-pixel MSE to the base",
+    "contrast": "-share of contrast lost",
+    "noise": "-share of fine detail over its ceiling",
+}
 
 
 def image_array(image: Any) -> np.ndarray:
