@@ -309,3 +309,118 @@ def test_vlm_stages_pretrain_the_vision_side_when_asked(tmp_path, tiny_dataset):
     assert prints_off["tiny-vlm"] != prints_on["tiny-vlm"] and prints_off["judge-vlm"] != prints_on["judge-vlm"]
     assert prints_off["sft"] != prints_on["sft"]  # what is trained on the pre-trained model reruns too
     assert prints_off["dataset"] == prints_on["dataset"]
+
+
+# --- the side lane: top-level stage functions, since the side lane's process imports them by reference ---
+
+
+def _record(settings, out, name):
+    import os
+
+    import torch
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(
+        json.dumps({"stage": name, "pid": os.getpid(), "threads": torch.get_num_threads(), "n": settings.n_images})
+    )
+
+
+def lane_main_a(settings, out):
+    _record(settings, out, "a")
+
+
+def lane_main_b(settings, out):
+    _record(settings, out, "b")
+
+
+def lane_side_one(settings, out):
+    import time
+
+    # it runs beside b: it finishes only once b's output exists (run one after the other, this would time out)
+    deadline = time.monotonic() + 60
+    while not (settings.out / "b" / "result.json").is_file():
+        if time.monotonic() > deadline:
+            raise RuntimeError("b never ran beside the side lane")
+        time.sleep(0.05)
+    _record(settings, out, "s1")
+
+
+def lane_side_two(settings, out):
+    if settings.n_images == 13:
+        raise ValueError("s2 broke")
+    _record(settings, out, "s2")
+
+
+def lane_main_c(settings, out):
+    _record(settings, out, "c")
+
+
+def lane_report(settings, out):
+    pass
+
+
+@pytest.fixture
+def laned_stages(monkeypatch):
+    import os
+
+    stages = (
+        demo.Stage("a", "a", "first", lane_main_a, lambda s: {"n": s.n_images}),
+        demo.Stage("s1", "s1", "side one", lane_side_one, lambda s: {}, after=("a",), lane="side"),
+        demo.Stage("s2", "s2", "side two", lane_side_two, lambda s: {}, after=("s1",), lane="side"),
+        demo.Stage("b", "b", "beside", lane_main_b, lambda s: {}, after=("a",)),
+        demo.Stage("c", "c", "joins", lane_main_c, lambda s: {}, after=("b", "s2")),
+        demo.Stage("report", ".", "report", lane_report, lambda s: {}, after=("c",)),
+    )
+    monkeypatch.setattr(demo, "STAGES", stages)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+
+
+def test_the_side_lane_runs_beside_the_main_lane_with_one_thread_each(tmp_path, laned_stages):
+    import os
+
+    import torch
+
+    threads_before = torch.get_num_threads()
+    demo.run_demo(demo.DemoSettings(out=tmp_path, n_images=10))
+    result = {name: json.loads((tmp_path / name / "result.json").read_text()) for name in ("a", "s1", "s2", "b", "c")}
+    assert result["s1"]["pid"] == result["s2"]["pid"] != os.getpid()  # the side lane: one other process
+    assert {result[n]["pid"] for n in ("a", "b", "c")} == {os.getpid()}
+    assert result["s1"]["threads"] == result["s2"]["threads"] == result["b"]["threads"] == 1
+    assert result["a"]["threads"] == result["c"]["threads"] == threads_before == torch.get_num_threads()
+    lanes = json.loads((tmp_path / ".stages" / "lanes.json").read_text())
+    assert lanes["side"] == ["s1", "s2"] and lanes["beside"] == ["b"] and lanes["threads"] == 1
+    assert json.loads((tmp_path / "s2" / demo.FINGERPRINT_FILE).read_text())["fingerprint"]
+
+    # up to date: nothing runs again, in either lane
+    stamps = {n: (tmp_path / n / "result.json").stat().st_mtime_ns for n in result}
+    demo.run_demo(demo.DemoSettings(out=tmp_path, n_images=10))
+    assert stamps == {n: (tmp_path / n / "result.json").stat().st_mtime_ns for n in result}
+
+    # --sequential: every stage in order, in this process
+    demo.run_demo(demo.DemoSettings(out=tmp_path, n_images=11, parallel=False))
+    assert json.loads((tmp_path / "s2" / "result.json").read_text())["pid"] == os.getpid()
+    assert not (tmp_path / ".stages" / "lanes.json").exists()
+
+
+def test_a_failed_side_stage_is_named_and_stops_the_demo_where_it_reads_it(tmp_path, laned_stages):
+    with pytest.raises(RuntimeError, match="demo stage 's2' failed") as failure:
+        demo.run_demo(demo.DemoSettings(out=tmp_path, n_images=13))
+    assert "s2 broke" in str(failure.value)
+    assert (tmp_path / "b" / "result.json").is_file() and (tmp_path / "s1" / "result.json").is_file()
+    assert not (tmp_path / "c").exists() and not (tmp_path / "s2").exists()
+
+
+def test_stage_table_says_what_ran_beside_what_and_the_wall_clock(tmp_path):
+    from synartifact.demo.report import _stage_times
+
+    (tmp_path / ".stages").mkdir()
+    lanes = {"side": ["judge", "judge-eval"], "beside": ["sft"], "threads": 1, "wait_seconds": 4.5}
+    (tmp_path / ".stages" / "lanes.json").write_text(json.dumps(lanes))
+    text = "\n".join(
+        _stage_times(tmp_path, {"dataset": 2.0, "judge": 100.0, "judge-eval": 10.0, "sft": 90.0, "ddpo": 50.0})
+    )
+    assert "| judge | 100.000 | second process, 1 thread(s) |" in text
+    assert "| sft | 90.000 | beside it, 1 thread(s) |" in text and "| ddpo | 50.000 | alone |" in text
+    assert "Wall clock of the stages: 146.500 s" in text  # 2 + 90 + 50 + the 4.5 s wait; the side lane overlapped
+    (tmp_path / ".stages" / "lanes.json").unlink()
+    assert "| judge | 100.000 |" in "\n".join(_stage_times(tmp_path, {"judge": 100.0}))

@@ -5,12 +5,12 @@ Stages, each also its own command, each writing to its own folder under ``--out`
 1. ``dataset``         synthesize SynArtifact-style data on bundled photographs -> Hub folder (card + parquet)
 2. ``judge-dataset``   the judge's own data: the same kinds synthesized with another seed (images the reward never sees)
 3. ``tiny-vlm``        build the tiny VLM (LLaVA) from configs (the untrained baseline)
-4. ``sft``             fine-tune it with TRL SFTTrainer on the train split (``recipes/tiny/sft/config_cpu.yaml``):
+4. ``judge-vlm``       build the judge's tiny VLM: another family (Idefics3) and seed
+5. ``judge``           train the independent judge on ``judge-dataset``     } the side lane: a second process, beside
+6. ``judge-eval``      the judge against its zero-shot base on the test split } stages 7-10 (one thread each)
+7. ``sft``             fine-tune the tiny VLM with TRL SFTTrainer on the train split (``recipes/tiny/sft/config_cpu.yaml``):
                        the classifier whose verdict is DDPO's reward
-5. ``reward-check``    pair accuracy: does the reward rank a clean image above the same image with an artifact?
-6. ``judge-vlm``       build the judge's tiny VLM: another family (Idefics3) and seed
-7. ``judge``           train the independent judge on ``judge-dataset``
-8. ``judge-eval``      the judge against its zero-shot base on the test split
+8. ``reward-check``    pair accuracy: does the reward rank a clean image above the same image with an artifact?
 9. ``evaluate``        the fine-tuned classifier against its zero-shot base on the test split
 10. ``tiny-sd``        build the tiny Stable Diffusion pipeline from configs and pre-train it on the dataset's
                        images and prompts (the offline stand-in for SD 1.5's pre-training; random weights draw noise)
@@ -22,6 +22,10 @@ Stages, each also its own command, each writing to its own folder under ``--out`
 14. ``repair``         inpaint the artifacts the classifier finds in held-out images, keep a repair only if the
                        reward rises (:mod:`synartifact.repair`), judged again by the judge
 15. ``report``         ``REPORT.md`` with the tables and plots
+
+With 2 cores or more the side lane runs in a second process (:mod:`synartifact.demo.lanes`; ``--sequential`` runs
+everything in order in one process): on tiny models a second thread adds little, a second process puts the idle core to work
+(REPORT.md's stage table). Which stage runs with how many threads is fixed, so two runs on one machine give the same figures.
 
 A rerun skips every stage whose output exists and whose fingerprint (its settings and its inputs'
 fingerprints) matches; ``--force`` redoes them all, ``--force-stage NAME`` one and those after it. A stage that
@@ -35,17 +39,18 @@ what each stage does, and :mod:`synartifact.demo.report` writes ``REPORT.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import time
 from pathlib import Path
 from typing import Any
 
+from synartifact.demo.lanes import LANES_FILE, SideLane, lane_plan, run_stage, stage_paths, threads
 from synartifact.demo.report import write_report
 from synartifact.demo.settings import FINGERPRINT_FILE, RECIPES, DemoSettings
 from synartifact.demo.stages import STAGES_BEFORE_REPORT, Stage
 from synartifact.demo.stages import _python_module as _python_module  # re-exported: how a stage runs a script
-from synartifact.utils import atomic_dir, remove_stale_temp_dirs
 
 __all__ = ["DemoSettings", "run_demo", "add_cli", "STAGES", "Stage", "write_report", "FINGERPRINT_FILE", "RECIPES"]
 
@@ -56,6 +61,18 @@ def _digest(obj: Any) -> str:
 
 def _stage_report(s: DemoSettings, out: Path) -> None:
     write_report(s, out)
+
+
+def _write_lanes(s: DemoSettings, side: list[str], beside: list[str], n_threads: int | None, waited: float) -> None:
+    """``.stages/lanes.json``: the stages this run ran in the side lane and beside it, with how many threads each,
+    and how long the main lane waited for it (REPORT.md's stage table reads it); removed when no side lane ran."""
+    path = s.out / ".stages" / LANES_FILE
+    if not side:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"side": side, "beside": beside, "threads": n_threads, "wait_seconds": round(waited, 1)}
+    path.write_text(json.dumps(record))
 
 
 # The report stage lives here, not in the stages module, so that it calls this package's ``write_report``.
@@ -92,7 +109,12 @@ def _read_fingerprint(folder: Path) -> str | None:
 
 
 def run_demo(settings: DemoSettings) -> Path:
-    """Run every stage that is not up to date and return the path of ``REPORT.md``."""
+    """Run every stage that is not up to date and return the path of ``REPORT.md``.
+
+    With two cores or more (and ``settings.parallel``), the side lane's stages (the judge) run in a second process
+    beside the main lane (:mod:`synartifact.demo.lanes`); ``.stages/lanes.json`` records the plan and the wait."""
+    import os
+
     from tqdm.auto import tqdm
 
     s = settings
@@ -103,36 +125,53 @@ def run_demo(settings: DemoSettings) -> Path:
     if s.force_stage is not None and s.force_stage not in names:
         raise ValueError(f"--force-stage {s.force_stage!r} is not a stage; stages: {', '.join(names)}.")
     forced_from = names.index(s.force_stage) if s.force_stage else None
-    timings: dict[str, float] = {}
-    bar = tqdm(STAGES, desc="synartifact demo", unit="stage")
-    for i, stage in enumerate(bar):
-        bar.set_postfix_str(stage.name)
-        target = s.out if stage.folder == "." else s.out / stage.folder
-        marker_dir = s.out / ".stages" / stage.name if stage.folder == "." else target
+    side, beside, n_threads = lane_plan(STAGES, os.cpu_count() or 1) if s.parallel else (set(), set(), None)
+
+    def due(i: int, stage: Stage) -> bool:
         forced = s.force or (forced_from is not None and i >= forced_from)
-        if not forced and _read_fingerprint(marker_dir) == prints[stage.name]:
-            tqdm.write(f"[{i + 1}/{len(STAGES)}] {stage.name}: up to date, skipped ({target})")
-            continue
-        tqdm.write(f"[{i + 1}/{len(STAGES)}] {stage.name}: {stage.describe}")
-        start = time.perf_counter()
-        try:
-            if stage.folder == ".":
-                stage.run(s, target)
-            else:
-                remove_stale_temp_dirs(target)  # what a killed demo left
-                with atomic_dir(target, overwrite=True) as tmp:
-                    tmp.rmdir()  # the stage creates it: its scripts refuse to write into an existing folder
-                    stage.run(s, tmp)
-        except Exception as err:
-            raise RuntimeError(
-                f"demo stage '{stage.name}' failed ({err}); the outputs of earlier stages in {s.out} "
-                f"are intact: fix the cause and rerun `synartifact demo` to continue from here."
-            ) from err
-        timings[stage.name] = time.perf_counter() - start
-        marker_dir.mkdir(parents=True, exist_ok=True)
-        (marker_dir / FINGERPRINT_FILE).write_text(
-            json.dumps({"fingerprint": prints[stage.name], "seconds": round(timings[stage.name], 1)})
-        )
+        return forced or _read_fingerprint(stage_paths(s.out, stage)[1]) != prints[stage.name]
+
+    lane: SideLane | None = None
+    waited, ran_side, ran_beside = 0.0, [], []
+    bar = tqdm(STAGES, desc="synartifact demo", unit="stage")
+    try:
+        for i, stage in enumerate(bar):
+            bar.set_postfix_str(stage.name)
+            label = f"[{i + 1}/{len(STAGES)}] {stage.name}"
+            if stage.name in side:
+                if lane is None and stage.name == min(side, key=names.index):
+                    jobs = [(st, prints[st.name]) for k, st in enumerate(STAGES) if st.name in side and due(k, st)]
+                    if jobs:
+                        ran_side = [st.name for st, _ in jobs]
+                        lane = SideLane(s, jobs, n_threads)
+                        lane.start()
+                        tqdm.write(
+                            f"{label}: started in a second process with {', '.join(st.name for st, _ in jobs)}, "
+                            f"{n_threads} thread(s), beside {', '.join(sorted(beside, key=names.index))}"
+                        )
+                if not due(i, stage):
+                    tqdm.write(f"{label}: up to date, skipped ({stage_paths(s.out, stage)[0]})")
+                continue
+            if lane is not None and side & set(stage.after):
+                bar.set_postfix_str(f"waiting for {', '.join(sorted(side, key=names.index))}")
+                start = time.perf_counter()
+                lane.wait()
+                waited += time.perf_counter() - start
+                lane = None
+            if not due(i, stage):
+                tqdm.write(f"{label}: up to date, skipped ({stage_paths(s.out, stage)[0]})")
+                continue
+            if stage.name == "report":
+                _write_lanes(s, ran_side, ran_beside, n_threads, waited)
+            if stage.name in beside:
+                ran_beside.append(stage.name)
+            tqdm.write(f"{label}: {stage.describe}" + (f" ({n_threads} thread(s))" if stage.name in beside else ""))
+            with threads(n_threads if stage.name in beside else None):
+                run_stage(s, stage, prints[stage.name])
+    finally:
+        if lane is not None:  # a main stage failed: let the side lane finish its stage (its outputs are atomic)
+            with contextlib.suppress(RuntimeError):
+                lane.wait()
     report = s.out / "REPORT.md"
     print(f"\nDone. Report: {report}")
     print("Open the Spaces on the trained models:")
@@ -204,6 +243,12 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="pre-train the classifier's and the judge's vision side this many epochs on their data before SFT "
         f"(synartifact.tiny.vision_pretrain; default: {d.vlm_pretrain_epochs}, random vision towers)",
     )
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="run every stage in order in one process (default: the judge's stages beside the classifier's, "
+        "one thread each, when there are 2 cores or more)",
+    )
     parser.add_argument("--force", action="store_true", help="redo every stage")
     parser.add_argument(
         "--force-stage",
@@ -231,6 +276,7 @@ def _cli(args: argparse.Namespace) -> int:
         vlm_pretrain_epochs=args.vlm_pretrain_epochs,
         force=args.force,
         force_stage=args.force_stage,
+        parallel=not args.sequential,
     )
     run_demo(settings)
     return 0

@@ -70,5 +70,7 @@ class DemoSettings:
     repair_rounds: int = 2
     repair_inference_steps: int = 4
     num_proc: int = max(1, min(2, os.cpu_count() or 1))
+    # the judge's stages in a second process beside the classifier's, one thread each (synartifact.demo.lanes)
+    parallel: bool = True
     force: bool = False
     force_stage: str | None = None

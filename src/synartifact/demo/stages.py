@@ -33,6 +33,9 @@ class Stage:
     run: Callable[[DemoSettings, Path], None]
     config: Callable[[DemoSettings], dict]
     after: tuple[str, ...] = ()
+    # "side": the stage runs in a second process beside the main lane's stages (one thread each) from the point in
+    # the order where the first side stage stands to the first main stage that reads a side stage's output
+    lane: str = "main"
 
 
 def _python_module(module: str, args: list[str]) -> None:
@@ -301,27 +304,6 @@ STAGES_BEFORE_REPORT: tuple[Stage, ...] = (
         after=("dataset",),
     ),
     Stage(
-        "sft",
-        "classifier",
-        "fine-tune the classifier with TRL SFTTrainer (LoRA or full, as the recipe says)",
-        _stage_sft,
-        lambda s: {
-            "recipe": _file_digest(s.sft_recipe),
-            "overrides": s.sft_overrides,
-            "seed": s.seed,
-            "split": s.reward_train_split,
-        },
-        after=("dataset", "tiny-vlm"),
-    ),
-    Stage(
-        "reward-check",
-        "reward-check",
-        "pair accuracy: does the reward rank a clean image above the same image with an artifact?",
-        _stage_reward_check,
-        lambda s: {"seed": s.seed, "kinds": s.kinds},
-        after=("dataset", "sft"),
-    ),
-    Stage(
         "judge-vlm",
         "judge-vlm",
         "build the judge's tiny VLM (another family, another seed)",
@@ -352,6 +334,7 @@ STAGES_BEFORE_REPORT: tuple[Stage, ...] = (
             "epochs": s.judge_epochs,
         },
         after=("judge-dataset", "judge-vlm"),
+        lane="side",
     ),
     Stage(
         "judge-eval",
@@ -360,6 +343,28 @@ STAGES_BEFORE_REPORT: tuple[Stage, ...] = (
         _stage_judge_eval,
         lambda s: {"max": s.eval_max_samples},
         after=("dataset", "judge-vlm", "judge"),
+        lane="side",
+    ),
+    Stage(
+        "sft",
+        "classifier",
+        "fine-tune the classifier with TRL SFTTrainer (LoRA or full, as the recipe says)",
+        _stage_sft,
+        lambda s: {
+            "recipe": _file_digest(s.sft_recipe),
+            "overrides": s.sft_overrides,
+            "seed": s.seed,
+            "split": s.reward_train_split,
+        },
+        after=("dataset", "tiny-vlm"),
+    ),
+    Stage(
+        "reward-check",
+        "reward-check",
+        "pair accuracy: does the reward rank a clean image above the same image with an artifact?",
+        _stage_reward_check,
+        lambda s: {"seed": s.seed, "kinds": s.kinds},
+        after=("dataset", "sft"),
     ),
     Stage(
         "evaluate",
