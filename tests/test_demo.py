@@ -405,7 +405,8 @@ def test_the_side_lane_runs_beside_the_main_lane_with_one_thread_each(tmp_path, 
 def test_a_failed_side_stage_is_named_and_stops_the_demo_where_it_reads_it(tmp_path, laned_stages):
     with pytest.raises(RuntimeError, match="demo stage 's2' failed") as failure:
         demo.run_demo(demo.DemoSettings(out=tmp_path, n_images=13))
-    assert "s2 broke" in str(failure.value)
+    assert "s2 broke" in str(failure.value) and "side-lane.log" in str(failure.value)
+    assert "[side lane] s2: side two" in (tmp_path / ".stages" / "side-lane.log").read_text()
     assert (tmp_path / "b" / "result.json").is_file() and (tmp_path / "s1" / "result.json").is_file()
     assert not (tmp_path / "c").exists() and not (tmp_path / "s2").exists()
 

@@ -147,7 +147,8 @@ def run_demo(settings: DemoSettings) -> Path:
                         lane.start()
                         tqdm.write(
                             f"{label}: started in a second process with {', '.join(st.name for st, _ in jobs)}, "
-                            f"{n_threads} thread(s), beside {', '.join(sorted(beside, key=names.index))}"
+                            f"{n_threads} thread(s), beside {', '.join(sorted(beside, key=names.index))} "
+                            f"(its output: {lane.log_file})"
                         )
                 if not due(i, stage):
                     tqdm.write(f"{label}: up to date, skipped ({stage_paths(s.out, stage)[0]})")

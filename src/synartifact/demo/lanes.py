@@ -119,6 +119,7 @@ class SideLane:
         self.s, self.n_threads = s, n_threads
         self.jobs = [_Job(st.name, st.folder, st.describe, st.run, fp) for st, fp in jobs]
         self.error_file = Path(s.out) / ".stages" / "side-lane-error.txt"
+        self.log_file = Path(s.out) / ".stages" / "side-lane.log"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -128,7 +129,10 @@ class SideLane:
         job_file.write_bytes(pickle.dumps((self.s, self.jobs, self.n_threads, self.error_file)))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         env.update({k: str(self.n_threads) for k in THREAD_VARIABLES})
-        self.process = subprocess.Popen([sys.executable, "-m", "synartifact.demo.lanes", str(job_file)], env=env)
+        with open(self.log_file, "w") as log:  # its progress bars would tangle with the main lane's
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "synartifact.demo.lanes", str(job_file)], env=env, stdout=log, stderr=log
+            )
 
     def wait(self) -> None:
         """Wait for the lane; a failed stage of it raises the stage's own error."""
@@ -138,8 +142,9 @@ class SideLane:
         self.process = None
         if code != 0:
             message = self.error_file.read_text() if self.error_file.is_file() else ""
+            names = ", ".join(j.name for j in self.jobs)
             raise RuntimeError(
-                message or f"the demo's side lane ({', '.join(j.name for j in self.jobs)}) exited {code}"
+                (message or f"the demo's side lane ({names}) exited with {code}") + f" (its output: {self.log_file})"
             )
 
 
