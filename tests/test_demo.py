@@ -355,6 +355,12 @@ def lane_main_c(settings, out):
     _record(settings, out, "c")
 
 
+def lane_alone_d(settings, out):
+    # an "alone" stage waits for the side lane: the side lane's outputs are complete when it starts
+    assert (settings.out / "s2" / "result.json").is_file(), "d ran before the side lane finished"
+    _record(settings, out, "d")
+
+
 def lane_report(settings, out):
     pass
 
@@ -368,6 +374,7 @@ def laned_stages(monkeypatch):
         demo.Stage("s1", "s1", "side one", lane_side_one, lambda s: {}, after=("a",), lane="side"),
         demo.Stage("s2", "s2", "side two", lane_side_two, lambda s: {}, after=("s1",), lane="side"),
         demo.Stage("b", "b", "beside", lane_main_b, lambda s: {}, after=("a",)),
+        demo.Stage("d", "d", "alone", lane_alone_d, lambda s: {}, after=("a",), lane="alone"),
         demo.Stage("c", "c", "joins", lane_main_c, lambda s: {}, after=("b", "s2")),
         demo.Stage("report", ".", "report", lane_report, lambda s: {}, after=("c",)),
     )
@@ -382,11 +389,14 @@ def test_the_side_lane_runs_beside_the_main_lane_with_one_thread_each(tmp_path, 
 
     threads_before = torch.get_num_threads()
     demo.run_demo(demo.DemoSettings(out=tmp_path, n_images=10))
-    result = {name: json.loads((tmp_path / name / "result.json").read_text()) for name in ("a", "s1", "s2", "b", "c")}
+    result = {
+        name: json.loads((tmp_path / name / "result.json").read_text()) for name in ("a", "s1", "s2", "b", "c", "d")
+    }
     assert result["s1"]["pid"] == result["s2"]["pid"] != os.getpid()  # the side lane: one other process
-    assert {result[n]["pid"] for n in ("a", "b", "c")} == {os.getpid()}
+    assert {result[n]["pid"] for n in ("a", "b", "c", "d")} == {os.getpid()}
     assert result["s1"]["threads"] == result["s2"]["threads"] == result["b"]["threads"] == 1
-    assert result["a"]["threads"] == result["c"]["threads"] == threads_before == torch.get_num_threads()
+    assert result["a"]["threads"] == result["c"]["threads"] == result["d"]["threads"] == threads_before
+    assert torch.get_num_threads() == threads_before
     lanes = json.loads((tmp_path / ".stages" / "lanes.json").read_text())
     assert lanes["side"] == ["s1", "s2"] and lanes["beside"] == ["b"] and lanes["threads"] == 1
     assert json.loads((tmp_path / "s2" / demo.FINGERPRINT_FILE).read_text())["fingerprint"]
@@ -408,7 +418,7 @@ def test_a_failed_side_stage_is_named_and_stops_the_demo_where_it_reads_it(tmp_p
     assert "s2 broke" in str(failure.value) and "side-lane.log" in str(failure.value)
     assert "[side lane] s2: side two" in (tmp_path / ".stages" / "side-lane.log").read_text()
     assert (tmp_path / "b" / "result.json").is_file() and (tmp_path / "s1" / "result.json").is_file()
-    assert not (tmp_path / "c").exists() and not (tmp_path / "s2").exists()
+    assert not (tmp_path / "c").exists() and not (tmp_path / "s2").exists() and not (tmp_path / "d").exists()
 
 
 def test_stage_table_says_what_ran_beside_what_and_the_wall_clock(tmp_path):

@@ -7,7 +7,7 @@ Stages, each also its own command, each writing to its own folder under ``--out`
 3. ``tiny-vlm``        build the tiny VLM (LLaVA) from configs (the untrained baseline)
 4. ``judge-vlm``       build the judge's tiny VLM: another family (Idefics3) and seed
 5. ``judge``           train the independent judge on ``judge-dataset``     } the side lane: a second process, beside
-6. ``judge-eval``      the judge against its zero-shot base on the test split } stages 7-10 (one thread each)
+6. ``judge-eval``      the judge against its zero-shot base on the test split } stages 7-9 (one thread each)
 7. ``sft``             fine-tune the tiny VLM with TRL SFTTrainer on the train split (``recipes/tiny/sft/config_cpu.yaml``):
                        the classifier whose verdict is DDPO's reward
 8. ``reward-check``    pair accuracy: does the reward rank a clean image above the same image with an artifact?
@@ -153,7 +153,7 @@ def run_demo(settings: DemoSettings) -> Path:
                 if not due(i, stage):
                     tqdm.write(f"{label}: up to date, skipped ({stage_paths(s.out, stage)[0]})")
                 continue
-            if lane is not None and side & set(stage.after):
+            if lane is not None and (side & set(stage.after) or stage.lane == "alone"):
                 bar.set_postfix_str(f"waiting for {', '.join(sorted(side, key=names.index))}")
                 start = time.perf_counter()
                 lane.wait()

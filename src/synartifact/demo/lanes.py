@@ -85,8 +85,9 @@ def threads(n: int | None) -> Iterator[None]:
 
 
 def lane_plan(stages: Sequence[Any], cores: int) -> tuple[set[str], set[str], int | None]:
-    """(the side lane's stages, the main stages that run beside it, threads each) from the stage table; the side
-    lane is empty (everything in order, threads as they are) on one core or when no stage is marked ``side``."""
+    """(the side lane's stages, the main stages that run beside it, threads each) from the stage table: the main
+    stages after the first side stage, up to the first that reads a side stage's output or is marked ``alone``. The
+    side lane is empty (everything in order, threads as they are) on one core or when no stage is marked ``side``."""
     side = {st.name for st in stages if st.lane == "side"}
     if cores < 2 or not side:
         return set(), set(), None
@@ -95,7 +96,7 @@ def lane_plan(stages: Sequence[Any], cores: int) -> tuple[set[str], set[str], in
     for st in stages[start + 1 :]:
         if st.name in side:
             continue
-        if side & set(st.after):
+        if side & set(st.after) or st.lane == "alone":
             break
         beside.add(st.name)
     return side, beside, max(1, cores // 2)

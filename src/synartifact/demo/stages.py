@@ -34,7 +34,8 @@ class Stage:
     config: Callable[[DemoSettings], dict]
     after: tuple[str, ...] = ()
     # "side": the stage runs in a second process beside the main lane's stages (one thread each) from the point in
-    # the order where the first side stage stands to the first main stage that reads a side stage's output
+    # the order where the first side stage stands to the first main stage that reads a side stage's output or is
+    # "alone" (a stage that gains from every core, such as convolution training: the side lane is waited for first)
     lane: str = "main"
 
 
@@ -381,6 +382,7 @@ STAGES_BEFORE_REPORT: tuple[Stage, ...] = (
         _stage_tiny_sd,
         lambda s: {"seed": s.seed, "vae_steps": s.sd_vae_steps, "unet_steps": s.sd_unet_steps, "v": 2},
         after=("dataset",),
+        lane="alone",  # convolutions gain from the second core: it waits for the judge and runs with all threads
     ),
     Stage(
         "ddpo",
