@@ -1014,3 +1014,19 @@ def test_reward_curve_names_every_guard_term_it_draws(tmp_path, monkeypatch):
     guard_title = next(t for t in titles if t.startswith("guard terms"))
     assert "contrast = -share of contrast lost" in guard_title
     assert "noise = -share of fine detail" in guard_title and "drift" not in guard_title
+
+
+def test_sampling_a_pipeline_whose_parts_are_bf16(tiny_sd):
+    """DDPO with mixed_precision bf16 casts the frozen VAE and text encoder to bf16 while the denoising loop's latents
+    can come out in float32; sampling such a pipeline (the guards' base samples, the held-out evaluation) must run,
+    as TRL's own sampling does under autocast. Seen failing on CUDA ('Input type (float) and bias type
+    (c10::BFloat16) should be the same' in the VAE's decode); here the same state on CPU: a float32 UNet, a bf16 VAE."""
+    from diffusers import StableDiffusionPipeline
+
+    from synartifact.generator.sampling import sample_images
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd, safety_checker=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.vae.to(torch.bfloat16)
+    images = sample_images(pipe, ["a red car", "a cat"], seed=0, num_inference_steps=2, eta=1.0)
+    assert len(images) == 2 and images[0].size == images[1].size

@@ -155,14 +155,26 @@ def sample_images(
     eta: float = 1.0,
     batch_size: int = 8,
 ) -> list:
-    """One PIL image per prompt; image ``i`` uses a CPU generator seeded with ``seed * 100003 + i`` (batch-independent)."""
+    """One PIL image per prompt; image ``i`` uses a CPU generator seeded with ``seed * 100003 + i`` (batch-independent).
+
+    A pipeline whose parts are in half precision (DDPO's ``mixed_precision``: a bf16 VAE and text encoder, float32
+    LoRA weights) is sampled under autocast to that precision, as TRL samples it; a float32 pipeline as it is."""
+    import contextlib
+
     import torch
 
+    vae = getattr(pipe, "vae", None)
+    dtype = getattr(vae, "dtype", torch.float32)
+    autocast = (
+        torch.autocast(vae.device.type, dtype=dtype)
+        if dtype in (torch.float16, torch.bfloat16)
+        else contextlib.nullcontext()
+    )
     images = []
     for start in range(0, len(prompts), batch_size):
         chunk = list(prompts[start : start + batch_size])
         generators = [torch.Generator("cpu").manual_seed(seed * 100003 + start + i) for i in range(len(chunk))]
-        with torch.no_grad():
+        with torch.no_grad(), autocast:
             out = pipe(
                 chunk,
                 num_inference_steps=num_inference_steps,
