@@ -38,6 +38,7 @@ that ``synartifact evaluate`` can add its results). ``--push_to_hub`` uploads it
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import logging
 import os
@@ -371,6 +372,8 @@ class SFTTrainer(TRLSFTTrainer):
         self.data_collator = align_mm_token_type_ids(
             _TemplatedOnce.wrap(self.data_collator, self.processing_class), self.processing_class
         )
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model  # PEFT or not
+        self._keeps_logits = "logits_to_keep" in inspect.signature(base.forward).parameters
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """In training, the language-model head runs on the completion tokens only.
@@ -431,15 +434,8 @@ class SFTTrainer(TRLSFTTrainer):
             or self.args.use_liger_kernel
             or getattr(self, "num_virtual_tokens", 0)
             or self.aux_loss_enabled
+            or not self._keeps_logits
         ):
-            return None
-        if getattr(self, "_keeps_logits", None) is None:
-            import inspect
-
-            base = self.accelerator.unwrap_model(model)
-            base = base.get_base_model() if hasattr(base, "get_base_model") else base
-            self._keeps_logits = "logits_to_keep" in inspect.signature(base.forward).parameters
-        if not self._keeps_logits:
             return None
         keep = (labels[:, 1:] != -100).any(dim=0).nonzero().squeeze(1)
         return keep if keep.numel() else None

@@ -24,8 +24,9 @@ Stages, each also its own command, each writing to its own folder under ``--out`
 15. ``report``         ``REPORT.md`` with the tables and plots
 
 With 2 cores or more the side lane runs in a second process (:mod:`synartifact.demo.lanes`; ``--sequential`` runs
-everything in order in one process): on tiny models a second thread adds little, a second process puts the idle core to work
-(REPORT.md's stage table). Which stage runs with how many threads is fixed, so two runs on one machine give the same figures.
+everything in order in one process): on tiny models a second thread adds little, a second process puts the idle
+core to work (REPORT.md's stage table). Which stage runs with how many threads is fixed, so two runs on one machine
+give the same figures.
 
 A rerun skips every stage whose output exists and whose fingerprint (its settings and its inputs'
 fingerprints) matches; ``--force`` redoes them all, ``--force-stage NAME`` one and those after it. A stage that
@@ -46,7 +47,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from synartifact.demo.lanes import LANES_FILE, SideLane, lane_plan, run_stage, stage_paths, threads
+from synartifact.demo.lanes import SideLane, lane_plan, run_stage, stage_paths, threads, write_lanes
 from synartifact.demo.report import write_report
 from synartifact.demo.settings import FINGERPRINT_FILE, RECIPES, DemoSettings
 from synartifact.demo.stages import STAGES_BEFORE_REPORT, Stage
@@ -61,18 +62,6 @@ def _digest(obj: Any) -> str:
 
 def _stage_report(s: DemoSettings, out: Path) -> None:
     write_report(s, out)
-
-
-def _write_lanes(s: DemoSettings, side: list[str], beside: list[str], n_threads: int | None, waited: float) -> None:
-    """``.stages/lanes.json``: the stages this run ran in the side lane and beside it, with how many threads each,
-    and how long the main lane waited for it (REPORT.md's stage table reads it); removed when no side lane ran."""
-    path = s.out / ".stages" / LANES_FILE
-    if not side:
-        path.unlink(missing_ok=True)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"side": side, "beside": beside, "threads": n_threads, "wait_seconds": round(waited, 1)}
-    path.write_text(json.dumps(record))
 
 
 # The report stage lives here, not in the stages module, so that it calls this package's ``write_report``.
@@ -139,18 +128,18 @@ def run_demo(settings: DemoSettings) -> Path:
             bar.set_postfix_str(stage.name)
             label = f"[{i + 1}/{len(STAGES)}] {stage.name}"
             if stage.name in side:
-                if lane is None and stage.name == min(side, key=names.index):
+                if stage.name == min(side, key=names.index):  # where the side lane starts: all its stages decided
                     jobs = [(st, prints[st.name]) for k, st in enumerate(STAGES) if st.name in side and due(k, st)]
+                    ran_side = [st.name for st, _ in jobs]
                     if jobs:
-                        ran_side = [st.name for st, _ in jobs]
                         lane = SideLane(s, jobs, n_threads)
                         lane.start()
                         tqdm.write(
-                            f"{label}: started in a second process with {', '.join(st.name for st, _ in jobs)}, "
+                            f"{label}: started in a second process with {', '.join(ran_side)}, "
                             f"{n_threads} thread(s), beside {', '.join(sorted(beside, key=names.index))} "
                             f"(its output: {lane.log_file})"
                         )
-                if not due(i, stage):
+                if stage.name not in ran_side:  # decided once: the side lane may be writing its fingerprint now
                     tqdm.write(f"{label}: up to date, skipped ({stage_paths(s.out, stage)[0]})")
                 continue
             if lane is not None and (side & set(stage.after) or stage.lane == "alone"):
@@ -163,7 +152,7 @@ def run_demo(settings: DemoSettings) -> Path:
                 tqdm.write(f"{label}: up to date, skipped ({stage_paths(s.out, stage)[0]})")
                 continue
             if stage.name == "report":
-                _write_lanes(s, ran_side, ran_beside, n_threads, waited)
+                write_lanes(s.out, ran_side, ran_beside, n_threads, waited)
             if stage.name in beside:
                 ran_beside.append(stage.name)
             tqdm.write(f"{label}: {stage.describe}" + (f" ({n_threads} thread(s))" if stage.name in beside else ""))

@@ -12,6 +12,7 @@ runs on one machine give the same figures.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import pickle
@@ -19,14 +20,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from synartifact.demo.settings import FINGERPRINT_FILE, DemoSettings
 from synartifact.utils import atomic_dir, remove_stale_temp_dirs
 
-__all__ = ["LANES_FILE", "SideLane", "lane_plan", "run_stage", "stage_paths", "threads"]
+__all__ = ["LANES_FILE", "SideLane", "lane_plan", "run_stage", "stage_paths", "threads", "write_lanes"]
 
 LANES_FILE = "lanes.json"  # under <out>/.stages: which stages ran in the side lane, and the wait for it
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -85,7 +85,8 @@ def threads(n: int | None) -> Iterator[None]:
 
 
 def lane_plan(stages: Sequence[Any], cores: int) -> tuple[set[str], set[str], int | None]:
-    """(the side lane's stages, the main stages that run beside it, threads each) from the stage table: the main
+    """(the side lane's stages, the main stages that run beside it, threads each) from the stage table (the lane
+    starts where its first stage stands in the order): the main
     stages after the first side stage, up to the first that reads a side stage's output or is marked ``alone``. The
     side lane is empty (everything in order, threads as they are) on one core or when no stage is marked ``side``."""
     side = {st.name for st in stages if st.lane == "side"}
@@ -102,13 +103,16 @@ def lane_plan(stages: Sequence[Any], cores: int) -> tuple[set[str], set[str], in
     return side, beside, max(1, cores // 2)
 
 
-@dataclass
-class _Job:
-    name: str
-    folder: str
-    describe: str
-    run: Any
-    fingerprint: str
+def write_lanes(out: Path, side: list[str], beside: list[str], n_threads: int | None, waited: float) -> None:
+    """``<out>/.stages/lanes.json``: the stages this run ran in the side lane and beside it, with how many threads
+    each, and how long the main lane waited for it (REPORT.md's stage table reads it); removed when none ran."""
+    path = Path(out) / ".stages" / LANES_FILE
+    if not side:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"side": side, "beside": beside, "threads": n_threads, "wait_seconds": round(waited, 1)}
+    path.write_text(json.dumps(record))
 
 
 class SideLane:
@@ -118,7 +122,8 @@ class SideLane:
 
     def __init__(self, s: DemoSettings, jobs: list[tuple[Any, str]], n_threads: int):
         self.s, self.n_threads = s, n_threads
-        self.jobs = [_Job(st.name, st.folder, st.describe, st.run, fp) for st, fp in jobs]
+        # each stage with its fingerprint; its config (a lambda, and only the fingerprint's business) stays behind
+        self.jobs = [(dataclasses.replace(st, config=None), fp) for st, fp in jobs]
         self.error_file = Path(s.out) / ".stages" / "side-lane-error.txt"
         self.log_file = Path(s.out) / ".stages" / "side-lane.log"
         self.process: subprocess.Popen | None = None
@@ -143,7 +148,7 @@ class SideLane:
         self.process = None
         if code != 0:
             message = self.error_file.read_text() if self.error_file.is_file() else ""
-            names = ", ".join(j.name for j in self.jobs)
+            names = ", ".join(st.name for st, _ in self.jobs)
             raise RuntimeError(
                 (message or f"the demo's side lane ({names}) exited with {code}") + f" (its output: {self.log_file})"
             )
@@ -152,10 +157,10 @@ class SideLane:
 def _side_lane_main(job_file: str) -> int:
     s, jobs, n_threads, error_file = pickle.loads(Path(job_file).read_bytes())
     with threads(n_threads):
-        for job in jobs:
-            print(f"[side lane] {job.name}: {job.describe}", flush=True)
+        for stage, fingerprint in jobs:
+            print(f"[side lane] {stage.name}: {stage.describe}", flush=True)
             try:
-                run_stage(s, job, job.fingerprint)
+                run_stage(s, stage, fingerprint)
             except Exception as err:
                 Path(error_file).write_text(str(err))
                 raise

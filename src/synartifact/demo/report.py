@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from synartifact.demo.lanes import LANES_FILE
+from synartifact.demo.lanes import LANES_FILE, stage_paths
 from synartifact.demo.settings import FINGERPRINT_FILE, DemoSettings
 from synartifact.demo.stages import STAGES_BEFORE_REPORT
 from synartifact.utils import write_text_atomic
@@ -60,10 +60,7 @@ def write_report(s: DemoSettings, folder: Path) -> Path:
     clf = _load_json(out / "classifier-eval" / "metrics.json")
     gen = _load_json(out / "generator-eval" / "metrics.json")
     times = {
-        st.name: _load_json(
-            (out / ".stages" / st.name if st.folder == "." else out / st.folder) / FINGERPRINT_FILE
-        ).get("seconds")
-        for st in STAGES_BEFORE_REPORT
+        st.name: _load_json(stage_paths(out, st)[1] / FINGERPRINT_FILE).get("seconds") for st in STAGES_BEFORE_REPORT
     }
     lines = [
         "# synartifact demo report",
