@@ -176,6 +176,27 @@ SPECS: dict[str, tuple[str, str, str, list[tuple[str, Callable[[dict], str]]]]] 
             ),
         ],
     ),
+    "locate_boxes": (
+        "Occlusion boxes for a classifier without boxes: located against the injected artifacts' true boxes",
+        "beat both blind boxes on IoU and on the share of the true box covered (issue 19, item 3: the repair's masks "
+        "come from the classifier, not the dataset)",
+        "python benchmarks/locate_boxes.py",
+        [
+            ("method", _text("method")),
+            ("classifier", _text("classifier")),
+            ("images", _num("images", "{}")),
+            ("located / asked", lambda r: f"{r['located']} / {r['asked']}" if "asked" in r else "-"),
+            ("mean IoU", _num("iou", "{:.3f}")),
+            ("IoU >= 0.5", _num("iou_over_0_5", "{:.2f}")),
+            ("true box covered", _num("coverage", "{:.2f}")),
+            ("box area", _num("area", "{:.3f}")),
+            ("s per image", _num("seconds_per_image", "{:.2f}")),
+            (
+                "IoU per kind",
+                lambda r: ", ".join(f"{k} {v:.2f}" for k, v in (r.get("per_kind_iou") or {}).items()) or "-",
+            ),
+        ],
+    ),
     "reward_shortcuts": (
         "Which way the reward points: base samples scored before and after a change a generator could make",
         "none of its own: a change that raises the reward on most samples without removing an artifact (noise, "

@@ -20,6 +20,7 @@ SCRIPTS = (
     "vision_pretrain",
     "kind_learnability",
     "reward_shortcuts",
+    "locate_boxes",
 )
 BEGIN = "<!-- report.py: begin (rendered from benchmarks/results/*.json; do not edit by hand) -->"
 END = "<!-- report.py: end -->"

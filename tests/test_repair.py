@@ -340,3 +340,126 @@ def test_the_gpu_recipe_parses_and_names_its_models():
     assert options["inpainter"] == "stable-diffusion-v1-5/stable-diffusion-inpainting"
     assert options["classifier"] == "outputs/llava-1.5-7b-synartifact-lora"
     assert Path(options["output_dir"]).parts[0] == "outputs"
+
+
+# ---- occlusion boxes for kinds named without one ------------------------------------------------------------------
+
+
+def _iou(a, b):
+    """Intersection over union of two normalized boxes, computed here (not with the code under test)."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union
+
+
+class BrightSpotScorer:
+    """A classifier stand-in that sees 'impractical_luminosity' where a bright spot is: its probability is the share
+    of the spot's pixels still brighter than the background. Records how many images it was shown."""
+
+    def __init__(self, box, kind="impractical_luminosity"):
+        self.box, self.kind, self.seen = box, kind, 0
+
+    def presence(self, images):
+        self.seen += len(images)
+        rows = []
+        for image in images:
+            a = np.asarray(image, dtype=np.float32)[..., 0]
+            h, w = a.shape
+            x0, y0, x1, y1 = (round(v * s) for v, s in zip(self.box, (w, h, w, h)))
+            rows.append({self.kind: float((a[y0:y1, x0:x1] > 200).mean())})
+        return rows
+
+
+def _spot_image(box, size=(64, 64)):
+    w, h = size
+    a = np.full((h, w, 3), 90, dtype=np.uint8)
+    x0, y0, x1, y1 = (round(v * s) for v, s in zip(box, (w, h, w, h)))
+    a[y0:y1, x0:x1] = 250
+    return Image.fromarray(a)
+
+
+@pytest.mark.parametrize(
+    "truth, size",
+    [((0.5, 0.125, 0.8125, 0.4375), (64, 64)), ((0.05, 0.55, 0.3, 0.95), (80, 48)), ((0.3, 0.3, 0.7, 0.7), (64, 64))],
+)
+def test_occlusion_finds_the_place_the_classifier_reads(truth, size):
+    from synartifact.repair.locate import locate_artifacts
+
+    scorer = BrightSpotScorer(truth)
+    found = locate_artifacts(scorer, [_spot_image(truth, size)], [["impractical_luminosity"]])
+    box = found[0]["impractical_luminosity"]
+    assert box is not None
+    # the box holds the whole spot (what a repair must paint) and not much more: square windows on a grid
+    w = max(0.0, min(box[2], truth[2]) - max(box[0], truth[0]))
+    h = max(0.0, min(box[3], truth[3]) - max(box[1], truth[1]))
+    spot = (truth[2] - truth[0]) * (truth[3] - truth[1])
+    assert w * h >= 0.95 * spot, (box, truth)
+    assert (box[2] - box[0]) * (box[3] - box[1]) <= 2.6 * spot and _iou(box, truth) >= 0.35, (box, truth)
+
+
+def test_occlusion_leaves_a_kind_no_window_lowers_unlocated():
+    from synartifact.repair.locate import locate_artifacts
+
+    class Flat:
+        def presence(self, images):
+            return [{"localized_blur": 0.9} for _ in images]
+
+    images = _images(2)
+    found = locate_artifacts(Flat(), images, [["localized_blur"], []])
+    assert found == [{"localized_blur": None}, {}]
+    with pytest.raises(ValueError, match="one list per image"):
+        locate_artifacts(Flat(), images, [["localized_blur"]])
+
+
+def test_occlusion_windows_tile_the_image_smallest_first():
+    from synartifact.repair.locate import windows
+
+    grid = windows((0.5, 0.25), stride=0.25)
+    # by hand: side 0.25 starts at 0, .25, .5, .75 (16 windows); side 0.5 at 0, .25, .5 (9 windows)
+    assert len(grid) == 16 + 9
+    assert grid[0] == (0.0, 0.0, 0.25, 0.25) and grid[15] == (0.75, 0.75, 1.0, 1.0)
+    assert grid[16] == (0.0, 0.0, 0.5, 0.5) and grid[-1] == (0.5, 0.5, 1.0, 1.0)
+    # a stride that does not divide the rest still reaches the far edge
+    assert max(b[2] for b in windows((0.4,), stride=0.25)) == 1.0
+    with pytest.raises(ValueError, match="window sizes"):
+        windows((0.0,))
+
+
+def test_the_repairer_paints_where_occlusion_points_for_unboxed_kinds(inpainter):
+    from synartifact.repair.locate import locate_artifacts
+
+    truth = (0.5, 0.125, 0.8125, 0.4375)
+    image = _spot_image(truth, (48, 40))
+    unboxed = [Artifact("impractical_luminosity")]
+    expected = locate_artifacts(BrightSpotScorer(truth), [image], [["impractical_luminosity"]])[0]
+    scorer = BrightSpotScorer(truth)
+    repairer = _repairer(inpainter, unboxed, [0.5, 0.9], unboxed="locate", locator=scorer)
+    result = repairer.repair([image], rounds=1)[0]
+    assert result.changed and result.unboxed
+    assert np.array_equal(
+        np.asarray(result.mask) > 0, artifact_mask(image.size, [expected["impractical_luminosity"]])[0]
+    )
+    # a round whose repair was not kept leaves the image as it was: the next round paints the same box, unasked
+    looked = scorer.seen
+    again = _repairer(inpainter, unboxed, [0.5, 0.4, 0.3], unboxed="locate", locator=scorer)
+    result = again.repair([image], rounds=2)[0]
+    assert not result.changed and [r.accepted for r in result.rounds] == [False, False]
+    assert [r.boxes for r in result.rounds] == [[expected["impractical_luminosity"]]] * 2
+    assert scorer.seen - looked == 1 + 110  # one look: the image and each window of the grid, once
+    # a kept repair changed the image: the next round looks again, at the new image
+    looked = scorer.seen
+    kept = _repairer(inpainter, unboxed, [0.5, 0.9, 0.95], unboxed="locate", locator=scorer)
+    result = kept.repair([image], rounds=2)[0]
+    assert [r.accepted for r in result.rounds] == [True, True] and scorer.seen - looked == 2 * (1 + 110)
+    # hints, when given, win: the locator is not asked
+    scorer.seen = 0
+    hinted = _repairer(inpainter, unboxed, [0.5, 0.9], unboxed="locate", locator=scorer)
+    result = hinted.repair([image], rounds=1, hints=[[BOX]])[0]
+    assert scorer.seen == 0 and np.array_equal(np.asarray(result.mask) > 0, artifact_mask(image.size, [BOX])[0])
+    # a box the classifier draws itself is used as it is
+    boxed = _repairer(
+        inpainter, [Artifact("impractical_luminosity", BOX)], [0.5, 0.9], unboxed="locate", locator=scorer
+    )
+    result = boxed.repair([image], rounds=1)[0]
+    assert scorer.seen == 0 and np.array_equal(np.asarray(result.mask) > 0, artifact_mask(image.size, [BOX])[0])

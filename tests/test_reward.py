@@ -197,6 +197,24 @@ def test_temperature_softens_the_soft_reward_and_keeps_labels(tokenizer):
     assert "temperature=50.0" in repr(ArtifactReward(clf, mode="score", temperature=50.0))
 
 
+def test_presence_is_each_kinds_probability_as_the_reward_reads_it(tokenizer):
+    texts = _texts()
+    clf = ScriptedClassifier(texts, tokenizer)
+    images = _images(len(texts))
+    soft = ArtifactReward(clf, mode="score", soft=True).presence(images)
+    hard = ArtifactReward(clf, mode="score").presence(images)
+    every = ArtifactReward(clf, mode="generate").presence(images)
+    for kinds, p, h, g in zip(KIND_SETS, soft, hard, every):
+        first = {SLUGS[kinds[0]]} if kinds else set()  # the scripted answer's first line: what one pass reads
+        assert set(h) == first and all(v == 1.0 for v in h.values())
+        assert set(g) == {SLUGS[k] for k in kinds} and all(v == 1.0 for v in g.values())
+        assert set(p) == set(SLUGS) and all(0.0 <= v <= 1.0 for v in p.values()) and sum(p.values()) <= 1 + 1e-6
+        if kinds:
+            assert max(p, key=p.get) == SLUGS[kinds[0]] and p[SLUGS[kinds[0]]] > 0.5
+        else:
+            assert max(p.values()) < 0.5  # "None" holds the mass
+
+
 @pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), "warm", None])
 def test_bad_temperature_raises(tokenizer, value):
     clf = ScriptedClassifier(["None"], tokenizer)

@@ -306,6 +306,42 @@ def test_annotations_and_table_from_a_report():
     assert ui_display.report_reward(report) == pytest.approx(1 - 2 / 13)
 
 
+def test_a_kind_named_without_a_box_is_shown_where_occlusion_finds_it(monkeypatch):
+    """A labels-mode classifier names a kind only: the page asks it where (occlusion) and draws that box, marked."""
+    import numpy as np
+
+    from synartifact.repair import locate
+
+    spot = (0.5, 0.125, 0.75, 0.375)
+    pixels = np.full((64, 64, 3), 90, dtype=np.uint8)
+    pixels[8:24, 32:48] = 250  # the spot, in pixels
+    image = Image.fromarray(pixels)
+
+    class LabelsClassifier:
+        mode = "labels"
+
+        def predict(self, images, batch_size=8, progress=False):
+            return [ArtifactReport([Artifact("impractical_luminosity")], raw_text="M) Impractical Luminosity")]
+
+    class SpotScorer:  # sees the kind while the spot is bright
+        def presence(self, images):
+            return [{"impractical_luminosity": float((np.asarray(im)[8:24, 32:48, 0] > 200).mean())} for im in images]
+
+    monkeypatch.setattr(ui_display, "get_classifier", lambda: LabelsClassifier())
+    monkeypatch.setattr(locate, "occlusion_scorer", lambda classifier: SpotScorer())
+    plain, reward = ui_display.analyse(image)
+    assert plain.artifacts[0].bbox is None and plain.located == () and ui_display.annotations(plain, image)[1] == []
+    report, located_reward = ui_display.analyse(image, locate=True)
+    box = report.artifacts[0].bbox
+    assert box[0] <= spot[0] and box[1] <= spot[1] and box[2] >= spot[2] and box[3] >= spot[3]
+    assert (box[2] - box[0]) * (box[3] - box[1]) <= 2.6 * 0.25 * 0.25
+    assert report.located == (0,) and located_reward == reward  # the reward reads the answer, not the box
+    (drawn,) = ui_display.annotations(report, image)[1]
+    assert drawn == (tuple(round(v * 64) for v in box), "Impractical Luminosity")
+    assert ui_display.report_table(report)[0][3].endswith(" by occlusion")
+    assert report.to_dict()["artifacts"][0]["located"] is True
+
+
 def test_notice_says_when_models_are_untrained():
     tiny = ui_models.ModelSource("/cache/tiny", tiny=True)
     real = ui_models.ModelSource("org/classifier", tiny=False)

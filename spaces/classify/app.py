@@ -26,15 +26,16 @@ EXAMPLES_DIR = HERE / "examples"
 
 DESCRIPTION = """# SynArtifact: find artifacts in AI-generated images
 Upload, paste or pick an image. A vision-language model fine-tuned on SynArtifact-style data names the artifacts
-it sees (13 kinds in three groups: object-aware, object-agnostic, lighting), with a box and a caption for each,
-and scores the image (the reward used to refine a generator: higher means fewer artifacts). **Repair** inpaints the
+it sees (13 kinds in three groups: object-aware, object-agnostic, lighting), with a box and a caption for each
+(a classifier that answers kinds only is asked where by occlusion: the box marked "by occlusion" is where covering
+the image lowers its belief in the kind most), and scores the image (the reward used to refine a generator: higher means fewer artifacts). **Repair** inpaints the
 boxes it finds, checks the result again and keeps it only if the reward went up (pixels outside the boxes never
 change)."""
 
 
 @gpu
 def _run_models(image):
-    return analyse(image)
+    return analyse(image, locate=True)
 
 
 @user_errors

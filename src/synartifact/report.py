@@ -41,13 +41,17 @@ class Artifact:
 
 @dataclass
 class ArtifactReport:
-    """What the classifier says about one image: the artifacts, the raw answer and whether it parsed cleanly."""
+    """What the classifier says about one image: the artifacts, the raw answer and whether it parsed cleanly.
+
+    ``located``: the indices of the artifacts whose box the answer did not hold and occlusion found
+    (:func:`synartifact.repair.locate.with_located_boxes`); empty for a report as the classifier gave it."""
 
     artifacts: list[Artifact] = field(default_factory=list)
     raw_text: str = ""
     well_formed: bool = True
     width: int | None = None
     height: int | None = None
+    located: tuple[int, ...] = ()
 
     @property
     def kinds(self) -> set[str]:
@@ -76,6 +80,8 @@ class ArtifactReport:
             if self.width and self.height:
                 px = a.bbox_pixels(self.width, self.height)
                 row["bbox_pixels"] = list(px) if px is not None else None
+            if self.located:
+                row["located"] = len(rows) in self.located
             rows.append(row)
         return {
             "artifacts": rows,

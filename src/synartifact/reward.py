@@ -271,6 +271,12 @@ class ArtifactReward:
             rows.append({"reward": value, "kinds": sorted(labels) if not bad else [], "unparsable": bool(bad)})
         return rows
 
+    def presence(self, images: Any) -> list[dict[str, float]]:
+        """Per image, each kind's presence as this reward reads it: ``{slug: p}`` with the probabilities of score
+        mode when ``soft``, else 1 for each kind found (kinds not listed: 0)."""
+        pil, _ = images_to_pil(images)
+        return [dict(p) for p in self._found(pil)[0]]
+
     def label_sets(self, images: Any) -> list[set[str]]:
         """The kinds found in each image under this reward's mode (for comparing the modes)."""
         pil, _ = images_to_pil(images)

@@ -67,7 +67,7 @@ class DemoSettings:
     # the repair stages (the inpainter's pre-training, then the repair)
     inpaint_steps: int = 150
     repair_images: int = 32
-    repair_rounds: int = 2
+    repair_rounds: int = 4
     repair_inference_steps: int = 4
     num_proc: int = max(1, min(2, os.cpu_count() or 1))
     # the judge's stages in a second process beside the classifier's, one thread each (synartifact.demo.lanes)

@@ -229,7 +229,8 @@ def _stage_tiny_sd_inpaint(s: DemoSettings, out: Path) -> None:
 def _stage_repair(s: DemoSettings, out: Path) -> None:
     """``synartifact repair`` (:func:`~synartifact.repair.repair_folder`) on held-out test images that have injected
     artifacts, judged by the classifier's reward and then by the judge. The demo's classifier answers kinds without
-    boxes, so the injected artifacts' known boxes are the masks' hints."""
+    boxes, so it is asked where by occlusion (``unboxed="locate"``); the injected artifacts' known boxes are never
+    read (``synartifact repair --hint-boxes`` would use them)."""
     from synartifact.data import load_artifact_dataset
     from synartifact.repair import repair_folder
 
@@ -243,7 +244,7 @@ def _stage_repair(s: DemoSettings, out: Path) -> None:
         return {
             **_judged_repair(s, results),
             "images": f"{s.out / 'dataset'} (test split, the first {len(rows)} images with injected artifacts)",
-            "hints": "the injected artifacts' boxes (the classifier answers kinds without boxes)",
+            "hints": "the classifier's own occlusion boxes (it answers kinds without boxes; the dataset's are not read)",
         }
 
     repair_folder(
@@ -254,7 +255,8 @@ def _stage_repair(s: DemoSettings, out: Path) -> None:
         rounds=s.repair_rounds,
         seed=s.seed,
         num_inference_steps=s.repair_inference_steps,
-        hint_boxes=True,
+        unboxed="locate",
+        hint_boxes=False,
         device="cpu",
         overwrite=True,
         extra_metrics=judged,
@@ -418,7 +420,7 @@ STAGES_BEFORE_REPORT: tuple[Stage, ...] = (
             "rounds": s.repair_rounds,
             "steps": s.repair_inference_steps,
             "seed": s.seed,
-            "v": 2,  # written by repair_folder (summary.json, the repaired images) since v2
+            "v": 3,  # v2: written by repair_folder (summary.json, the repaired images); v3: occlusion boxes, no hints
         },
         after=("dataset", "sft", "judge", "tiny-sd-inpaint"),
     ),

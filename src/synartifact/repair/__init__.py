@@ -16,10 +16,13 @@ one seen, never worse than the original. Rounds stop when nothing is found or th
 folder of images or a dataset split and writes the repaired images, a before/after grid and ``repair.jsonl``.
 
 A classifier that answers without boxes (the ``labels`` answer mode) names kinds but not places: such artifacts are
-repaired only where ``hints`` (known boxes, e.g. a dataset's annotations) say, or over the whole image with
-``unboxed="image"``; by default (``"skip"``) they are reported and left alone.
+repaired where ``hints`` (known boxes, e.g. a dataset's annotations) say; else, with ``unboxed="locate"``, where
+the classifier itself points when asked by occlusion (:mod:`.locate`: the window whose covering lowers its
+probability of the kind most), or over the whole image with ``unboxed="image"``; by default (``"skip"``) they are
+reported and left alone.
 
-The parts: :mod:`.masks` (boxes -> mask with margin and feather, pasting inside it), :mod:`.results`
+The parts: :mod:`.masks` (boxes -> mask with margin and feather, pasting inside it), :mod:`.locate` (occlusion
+boxes for kinds named without one), :mod:`.results`
 (:class:`RepairResult`, :func:`summarize`), :mod:`.repairer` (:class:`ArtifactRepairer`, loading the inpainter) and
 :mod:`.cli` (``synartifact repair``: folders and datasets in, images, grid and ``repair.jsonl`` out).
 """

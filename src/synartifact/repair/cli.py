@@ -260,6 +260,7 @@ def repair_folder(
             "margin": margin,
             "num_inference_steps": num_inference_steps,
             "hint_boxes": hint_boxes,
+            "unboxed": unboxed,
             "reward_mode": getattr(repairer.reward, "mode", None),
             # the repairer's promise, checked pixel by pixel: it repaints inside the mask only
             "outside_mask_unchanged": all(_outside_mask_unchanged(r) for r in results),
@@ -381,7 +382,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--unboxed",
         choices=list(UNBOXED_POLICIES),
         default=None,
-        help="artifacts named without a box (labels-mode classifiers): skip them, or repaint the whole image "
+        help="artifacts named without a box (labels-mode classifiers): skip them, repaint the whole image, or "
+        "locate them by occlusion (the window whose covering lowers the classifier's probability of the kind most) "
         "(default: skip)",
     )
     p.add_argument(

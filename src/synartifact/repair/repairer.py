@@ -18,7 +18,9 @@ from synartifact.report import ArtifactReport
 
 __all__ = ["ArtifactRepairer", "UNBOXED_POLICIES", "load_inpainter"]
 
-UNBOXED_POLICIES: tuple[str, ...] = ("skip", "image")
+# what to paint for an artifact named without a box (and no hint): nothing, the whole image, or the window whose
+# covering lowers the classifier's probability of that kind most (:mod:`synartifact.repair.locate`)
+UNBOXED_POLICIES: tuple[str, ...] = ("skip", "image", "locate")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -99,6 +101,10 @@ class ArtifactRepairer:
     diffusers inpainting pipeline or its folder / Hub id. ``reward``: an
     :class:`~synartifact.reward.ArtifactReward` (or any object with ``score_images``); default: one on the
     classifier in ``generate`` mode, read from the reports already made (no second pass through the model).
+    ``unboxed``: what to paint for a kind named without a box (:data:`UNBOXED_POLICIES`); with ``"locate"`` the
+    boxes come from ``locator`` (an object with ``presence(images)``; default: the classifier's own first-token
+    probabilities, :class:`~synartifact.reward.ArtifactReward` in score mode) by occlusion
+    (:func:`~synartifact.repair.locate.locate_artifacts`).
     """
 
     def __init__(
@@ -115,6 +121,7 @@ class ArtifactRepairer:
         resolution: int | None = None,
         batch_size: int = 8,
         unboxed: str = "skip",
+        locator: Any = None,
         device: str | None = None,
         progress: bool = True,
     ) -> None:
@@ -154,6 +161,9 @@ class ArtifactRepairer:
         self.batch_size = int(batch_size)
         self.unboxed = unboxed
         self.progress = progress
+        if locator is not None and not hasattr(locator, "presence"):
+            raise ValueError(f"locator must have a presence(images) method, got {type(locator).__name__}.")
+        self._locator: Any = locator
 
     # ---- public API ------------------------------------------------------------------------------------------
 
@@ -195,11 +205,20 @@ class ArtifactRepairer:
         history: list[list[RepairRound]] = [[] for _ in range(n)]
         unboxed = [False] * n
         active = [i for i in range(n) if reports[i].artifacts]
+        located: dict[int, dict[str, Box | None]] = {}
         bar = tqdm(range(rounds), desc="repair", unit="round", disable=not self.progress)
         for round_index in bar:
             plans = {}
+            # an image whose last repair was not kept is the same image: its occlusion boxes are the same too
+            fresh = [i for i in active if i not in located]
+            located.update(
+                zip(
+                    fresh,
+                    self._locate([current[i] for i in fresh], [reports[i] for i in fresh], [hints[i] for i in fresh]),
+                )
+            )
             for i in active:
-                boxes, had_unboxed = self._boxes(reports[i], hints[i])
+                boxes, had_unboxed = self._boxes(reports[i], hints[i], located[i])
                 unboxed[i] = unboxed[i] or had_unboxed
                 if boxes:
                     plans[i] = boxes
@@ -235,6 +254,7 @@ class ArtifactRepairer:
                 )
                 if accepted:
                     current[i], reports[i], rewards[i] = image, report, value
+                    located.pop(i, None)
                     union[i] |= masks[i][0]
             active = [i for i in order if reports[i].artifacts]
         return [
@@ -271,7 +291,26 @@ class ArtifactRepairer:
             return [reward.report_reward(report) for report in reports]
         return [float(v) for v in reward.score_images(images)]
 
-    def _boxes(self, report: ArtifactReport, hints: list[Box]) -> tuple[list[Box], bool]:
+    def _locate(
+        self, images: list[Image.Image], reports: list[ArtifactReport], hints: list[list[Box]]
+    ) -> list[dict[str, Box | None]]:
+        """With ``unboxed="locate"``: per image, occlusion boxes for the kinds named without a box and no hint."""
+        wanted = [
+            [a.kind for a in report.artifacts if a.bbox is None] if self.unboxed == "locate" and not hint else []
+            for report, hint in zip(reports, hints)
+        ]
+        if not any(wanted):
+            return [{} for _ in images]
+        from synartifact.repair.locate import locate_artifacts, occlusion_scorer
+
+        if self._locator is None:
+            # the classifier's own first-token probabilities, whatever reward judges the repairs
+            self._locator = occlusion_scorer(self.classifier)
+        return locate_artifacts(self._locator, images, wanted, progress=self.progress)
+
+    def _boxes(
+        self, report: ArtifactReport, hints: list[Box], located: dict[str, Box | None] | None = None
+    ) -> tuple[list[Box], bool]:
         """The boxes to mask for one report, and whether some artifact had no box of its own."""
         boxes = [tuple(a.bbox) for a in report.artifacts if a.bbox is not None]
         unboxed = any(a.bbox is None for a in report.artifacts)
@@ -280,6 +319,8 @@ class ArtifactRepairer:
                 boxes += hints
             elif self.unboxed == "image":
                 boxes.append((0.0, 0.0, 1.0, 1.0))
+            elif self.unboxed == "locate":
+                boxes += [box for box in dict.fromkeys((located or {}).values()) if box is not None]
         return [b for b in boxes if b[2] > b[0] and b[3] > b[1]], unboxed  # type: ignore[misc]
 
     def _inpaint(

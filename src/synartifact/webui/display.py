@@ -33,13 +33,21 @@ def report_reward(report: ArtifactReport, mode: str = "labels") -> float:
     return reward_from_report(report, mode)
 
 
-def analyse(image: Image.Image) -> tuple[ArtifactReport, float]:
-    """Classify one RGB image and score it: the report and the reward (higher means fewer artifacts)."""
+def analyse(image: Image.Image, locate: bool = False) -> tuple[ArtifactReport, float]:
+    """Classify one RGB image and score it: the report and the reward (higher means fewer artifacts).
+
+    ``locate``: a kind named without a box (a ``labels``-mode classifier) gets the box occlusion finds for it
+    (:func:`synartifact.repair.locate.with_located_boxes`; the report's ``located`` says which)."""
     classifier = get_classifier()
     report = classifier.predict([image])[0]
     if report.width is None or report.height is None:
         report.width, report.height = image.size
-    return report, report_reward(report, getattr(classifier, "mode", "labels"))
+    reward = report_reward(report, getattr(classifier, "mode", "labels"))
+    if locate and any(a.bbox is None for a in report.artifacts):
+        from synartifact.repair.locate import occlusion_scorer, with_located_boxes
+
+        report = with_located_boxes(occlusion_scorer(classifier), [image], [report])[0]
+    return report, reward
 
 
 def annotations(report: ArtifactReport, image: Image.Image) -> tuple[Image.Image, list[tuple[tuple, str]]]:
@@ -62,10 +70,13 @@ def annotations(report: ArtifactReport, image: Image.Image) -> tuple[Image.Image
 
 
 def report_table(report: ArtifactReport) -> list[list[str]]:
-    """One row per artifact for a ``gr.Dataframe`` with :data:`TABLE_HEADERS`: kind, group, caption, box."""
+    """One row per artifact for a ``gr.Dataframe`` with :data:`TABLE_HEADERS`: kind, group, caption, box (marked
+    "by occlusion" where the classifier named the kind without a box and occlusion found it)."""
     rows = []
     for artifact in report.artifacts:
         box = "" if artifact.bbox is None else "(" + ", ".join(f"{v:.2f}" for v in artifact.bbox) + ")"
+        if box and len(rows) in report.located:
+            box += " by occlusion"
         rows.append([artifact.name, artifact.group, artifact.caption or "", box])
     return rows
 

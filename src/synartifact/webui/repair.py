@@ -64,7 +64,11 @@ def _repairer_for(classifier_path: str, classifier_tiny: bool, inpainter_path: s
         build_once(Path(inpainter_path), tiny_inpainter)
     steps = REPAIR_STEPS["tiny" if inpainter_tiny else "real"]
     return ArtifactRepairer(
-        classifier_for(classifier_path, classifier_tiny), inpainter_path, num_inference_steps=steps, progress=False
+        classifier_for(classifier_path, classifier_tiny),
+        inpainter_path,
+        num_inference_steps=steps,
+        unboxed="locate",  # a labels-mode classifier's kinds are painted where occlusion finds them
+        progress=False,
     )
 
 
@@ -88,7 +92,8 @@ def repair_summary(result: Any) -> str:
     if not tried:
         return (
             f"**Nothing repaired:** the classifier named {', '.join(a.name for a in result.report_before.artifacts)} "
-            f"without a box, so there is no region to repaint. {line}."
+            f"without a box, and covering no part of the image made it go away, so there is no region to repaint. "
+            f"{line}."
         )
     if not result.changed:
         return (
