@@ -437,6 +437,9 @@ def test_the_repairer_paints_where_occlusion_points_for_unboxed_kinds(inpainter)
     repairer = _repairer(inpainter, unboxed, [0.5, 0.9], unboxed="locate", locator=scorer)
     result = repairer.repair([image], rounds=1)[0]
     assert result.changed and result.unboxed
+    # the report before repair shows the box it painted, marked as occlusion's (the grid and the Space draw it)
+    assert result.report_before.artifacts[0].bbox == expected["impractical_luminosity"]
+    assert result.report_before.located == (0,)
     assert np.array_equal(
         np.asarray(result.mask) > 0, artifact_mask(image.size, [expected["impractical_luminosity"]])[0]
     )
@@ -457,6 +460,7 @@ def test_the_repairer_paints_where_occlusion_points_for_unboxed_kinds(inpainter)
     hinted = _repairer(inpainter, unboxed, [0.5, 0.9], unboxed="locate", locator=scorer)
     result = hinted.repair([image], rounds=1, hints=[[BOX]])[0]
     assert scorer.seen == 0 and np.array_equal(np.asarray(result.mask) > 0, artifact_mask(image.size, [BOX])[0])
+    assert result.report_before.artifacts[0].bbox is None and result.report_before.located == ()
     # a box the classifier draws itself is used as it is
     boxed = _repairer(
         inpainter, [Artifact("impractical_luminosity", BOX)], [0.5, 0.9], unboxed="locate", locator=scorer

@@ -35,6 +35,7 @@ __all__ = [
     "MIN_DROP",
     "WINDOW_SIZES",
     "WINDOW_STRIDE",
+    "apply_located",
     "cover_window",
     "locate_artifacts",
     "occlusion_scorer",
@@ -144,22 +145,22 @@ def with_located_boxes(scorer: Any, images: Sequence[Any], reports: Sequence[Any
     """Copies of ``reports`` (:class:`~synartifact.report.ArtifactReport`) in which every artifact named without a
     box has its occlusion box (:func:`locate_artifacts`) where one was found, and ``located`` lists those artifacts;
     a report with nothing to locate is returned as it is."""
-    import dataclasses
-
     wanted = [[a.kind for a in report.artifacts if a.bbox is None] for report in reports]
     todo = [i for i, kinds in enumerate(wanted) if kinds]
     found = dict(zip(todo, locate_artifacts(scorer, [images[i] for i in todo], [wanted[i] for i in todo])))
-    out = []
-    for i, report in enumerate(reports):
-        if i not in found:
-            out.append(report)
-            continue
-        artifacts, located = [], []
-        for j, artifact in enumerate(report.artifacts):
-            box = found[i].get(artifact.kind) if artifact.bbox is None else None
-            if box is not None:
-                artifact = dataclasses.replace(artifact, bbox=box)
-                located.append(j)
-            artifacts.append(artifact)
-        out.append(dataclasses.replace(report, artifacts=artifacts, located=tuple(located)))
-    return out
+    return [apply_located(report, found[i]) if i in found else report for i, report in enumerate(reports)]
+
+
+def apply_located(report: Any, found: dict[str, Box | None]) -> Any:
+    """A copy of ``report`` whose artifacts named without a box have the box ``found`` holds for their kind (where
+    it holds one), with those artifacts' indices in ``located``; ``report`` itself when nothing was found."""
+    import dataclasses
+
+    artifacts, located = [], []
+    for j, artifact in enumerate(report.artifacts):
+        box = found.get(artifact.kind) if artifact.bbox is None else None
+        if box is not None:
+            artifact = dataclasses.replace(artifact, bbox=box)
+            located.append(j)
+        artifacts.append(artifact)
+    return dataclasses.replace(report, artifacts=artifacts, located=tuple(located)) if located else report

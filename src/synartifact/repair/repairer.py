@@ -217,6 +217,11 @@ class ArtifactRepairer:
                     self._locate([current[i] for i in fresh], [reports[i] for i in fresh], [hints[i] for i in fresh]),
                 )
             )
+            if round_index == 0 and located:
+                from synartifact.repair.locate import apply_located
+
+                # the report before repair shows where occlusion found what the classifier named without a box
+                before = [(apply_located(r, located.get(i, {})), v) for i, (r, v) in enumerate(before)]
             for i in active:
                 boxes, had_unboxed = self._boxes(reports[i], hints[i], located[i])
                 unboxed[i] = unboxed[i] or had_unboxed
