@@ -26,13 +26,6 @@ import time
 from _record import add_json_flag, write_result
 
 
-def iou(a, b) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
-    return w * h / union if union > 0 else 0.0
-
-
 def coverage(box, truth) -> float:
     w = max(0.0, min(box[2], truth[2]) - max(box[0], truth[0]))
     h = max(0.0, min(box[3], truth[3]) - max(box[1], truth[1]))
@@ -41,8 +34,10 @@ def coverage(box, truth) -> float:
 
 def figures(method: str, boxes: list, truths: list, kinds: list, asked: int, seconds: float | None) -> dict:
     """One row: ``boxes[i]`` is the box given for ``truths[i]`` (a list of true boxes), ``None`` when not located."""
+    from synartifact.classifier.metrics import box_iou
+
     pairs = [(b, t, k) for b, t, k in zip(boxes, truths, kinds) if b is not None]
-    ious = [max(iou(b, x) for x in t) for b, t, _ in pairs]
+    ious = [max(box_iou(b, x) for x in t) for b, t, _ in pairs]
     per_kind: dict[str, list[float]] = {}
     for value, (_, _, kind) in zip(ious, pairs):
         per_kind.setdefault(kind, []).append(value)

@@ -49,6 +49,11 @@ def _text(key: str) -> Callable[[dict], str]:
     return lambda row: "-" if row.get(key) is None else f"`{row[key]}`"
 
 
+def _per_kind(key: str) -> Callable[[dict], str]:
+    """``{kind: figure}`` as "kind 0.12, kind 0.34" ("-" when the row has none)."""
+    return lambda row: ", ".join(f"{k} {v:.2f}" for k, v in (row.get(key) or {}).items()) or "-"
+
+
 def _arrow(first: str, second: str, fmt: str = "{:.4f}") -> Callable[[dict], str]:
     def cell(row: dict) -> str:
         a, b = row.get(first), row.get(second)
@@ -170,10 +175,7 @@ SPECS: dict[str, tuple[str, str, str, list[tuple[str, Callable[[dict], str]]]]] 
             ("macro-F1", _num("macro_f1", "{:.3f}")),
             ("kinds with F1 >= 0.5", lambda r: f"{r['kinds_over_0_5']} of {r['kinds']}" if "kinds" in r else "-"),
             ("weakest kind", lambda r: f"{r['weakest']} {r['weakest_f1']:.2f}" if "weakest" in r else "-"),
-            (
-                "per-kind F1",
-                lambda r: ", ".join(f"{k} {v:.2f}" for k, v in r.get("per_kind_f1", {}).items()) or "-",
-            ),
+            ("per-kind F1", _per_kind("per_kind_f1")),
         ],
     ),
     "locate_boxes": (
@@ -191,10 +193,7 @@ SPECS: dict[str, tuple[str, str, str, list[tuple[str, Callable[[dict], str]]]]] 
             ("true box covered", _num("coverage", "{:.2f}")),
             ("box area", _num("area", "{:.3f}")),
             ("s per image", _num("seconds_per_image", "{:.2f}")),
-            (
-                "IoU per kind",
-                lambda r: ", ".join(f"{k} {v:.2f}" for k, v in (r.get("per_kind_iou") or {}).items()) or "-",
-            ),
+            ("IoU per kind", _per_kind("per_kind_iou")),
         ],
     ),
     "reward_shortcuts": (

@@ -23,6 +23,7 @@ box costs time, never the image.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,13 +82,12 @@ def cover_window(image: np.ndarray, box: Box, ring: float = 0.5) -> np.ndarray:
     left, top, right, bottom = _pixels(box, width, height)
     grow_x, grow_y = int(round((right - left) * ring)), int(round((bottom - top) * ring))
     outer = image[max(0, top - grow_y) : bottom + grow_y, max(0, left - grow_x) : right + grow_x]
-    inside = np.zeros(outer.shape[:2], dtype=bool)
-    inside[
-        top - max(0, top - grow_y) : bottom - max(0, top - grow_y),
-        left - max(0, left - grow_x) : right - max(0, left - grow_x),
-    ] = True
-    around = outer[~inside]
-    colour = (around if len(around) else image.reshape(-1, image.shape[-1])).mean(axis=0)
+    inner = image[top:bottom, left:right]
+    count = outer.shape[0] * outer.shape[1] - inner.shape[0] * inner.shape[1]
+    if count:  # the ring: the grown box's pixels minus the box's
+        colour = (outer.sum(axis=(0, 1), dtype=np.float64) - inner.sum(axis=(0, 1), dtype=np.float64)) / count
+    else:
+        colour = image.mean(axis=(0, 1))
     out = image.copy()
     out[top:bottom, left:right] = np.round(colour).astype(np.uint8)
     return out
@@ -133,9 +133,11 @@ def locate_artifacts(
     return out
 
 
+@functools.lru_cache(maxsize=4)
 def occlusion_scorer(classifier: Any) -> Any:
     """What :func:`locate_artifacts` reads for ``classifier``: its first answer token's kind probabilities
-    (:class:`~synartifact.reward.ArtifactReward` in score mode, ``soft=True``), one forward pass per image."""
+    (:class:`~synartifact.reward.ArtifactReward` in score mode, ``soft=True``), one forward pass per image; one per
+    classifier (a Space asks it on every request; its answer-token tables are built once)."""
     from synartifact.reward import ArtifactReward
 
     return ArtifactReward(classifier, mode="score", soft=True, batch_size=64)

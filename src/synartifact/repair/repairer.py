@@ -205,25 +205,21 @@ class ArtifactRepairer:
         history: list[list[RepairRound]] = [[] for _ in range(n)]
         unboxed = [False] * n
         active = [i for i in range(n) if reports[i].artifacts]
-        located: dict[int, dict[str, Box | None]] = {}
+        # each active image's report with occlusion boxes where it named kinds without one ("locate"); an image whose
+        # last repair was not kept is the same image, so its boxes are kept too (a kept repair drops the entry)
+        boxed: dict[int, ArtifactReport] = {}
         bar = tqdm(range(rounds), desc="repair", unit="round", disable=not self.progress)
         for round_index in bar:
             plans = {}
-            # an image whose last repair was not kept is the same image: its occlusion boxes are the same too
-            fresh = [i for i in active if i not in located]
-            located.update(
-                zip(
-                    fresh,
-                    self._locate([current[i] for i in fresh], [reports[i] for i in fresh], [hints[i] for i in fresh]),
-                )
+            fresh = [i for i in active if i not in boxed]
+            boxed.update(
+                zip(fresh, self._locate([current[i] for i in fresh], [reports[i] for i in fresh], fresh, hints))
             )
-            if round_index == 0 and located:
-                from synartifact.repair.locate import apply_located
-
+            if round_index == 0:
                 # the report before repair shows where occlusion found what the classifier named without a box
-                before = [(apply_located(r, located.get(i, {})), v) for i, (r, v) in enumerate(before)]
+                before = [(boxed.get(i, r), v) for i, (r, v) in enumerate(before)]
             for i in active:
-                boxes, had_unboxed = self._boxes(reports[i], hints[i], located[i])
+                boxes, had_unboxed = self._boxes(boxed[i], hints[i])
                 unboxed[i] = unboxed[i] or had_unboxed
                 if boxes:
                     plans[i] = boxes
@@ -259,7 +255,7 @@ class ArtifactRepairer:
                 )
                 if accepted:
                     current[i], reports[i], rewards[i] = image, report, value
-                    located.pop(i, None)
+                    boxed.pop(i, None)
                     union[i] |= masks[i][0]
             active = [i for i in order if reports[i].artifacts]
         return [
@@ -297,36 +293,36 @@ class ArtifactRepairer:
         return [float(v) for v in reward.score_images(images)]
 
     def _locate(
-        self, images: list[Image.Image], reports: list[ArtifactReport], hints: list[list[Box]]
-    ) -> list[dict[str, Box | None]]:
-        """With ``unboxed="locate"``: per image, occlusion boxes for the kinds named without a box and no hint."""
-        wanted = [
-            [a.kind for a in report.artifacts if a.bbox is None] if self.unboxed == "locate" and not hint else []
-            for report, hint in zip(reports, hints)
-        ]
-        if not any(wanted):
-            return [{} for _ in images]
-        from synartifact.repair.locate import locate_artifacts, occlusion_scorer
+        self, images: list[Image.Image], reports: list[ArtifactReport], index: list[int], hints: list[list[Box]]
+    ) -> list[ArtifactReport]:
+        """The reports of images ``index`` with occlusion boxes for the kinds named without a box, with
+        ``unboxed="locate"`` and no hints for that image (:func:`~synartifact.repair.locate.with_located_boxes`);
+        the others as they are."""
+        todo = [k for k, i in enumerate(index) if self.unboxed == "locate" and not hints[i]]
+        if not any(a.bbox is None for k in todo for a in reports[k].artifacts):
+            return list(reports)
+        from synartifact.repair.locate import occlusion_scorer, with_located_boxes
 
         if self._locator is None:
             # the classifier's own first-token probabilities, whatever reward judges the repairs
             self._locator = occlusion_scorer(self.classifier)
-        return locate_artifacts(self._locator, images, wanted, progress=self.progress)
+        out = list(reports)
+        located = with_located_boxes(self._locator, [images[k] for k in todo], [reports[k] for k in todo])
+        for k, report in zip(todo, located):
+            out[k] = report
+        return out
 
-    def _boxes(
-        self, report: ArtifactReport, hints: list[Box], located: dict[str, Box | None] | None = None
-    ) -> tuple[list[Box], bool]:
-        """The boxes to mask for one report, and whether some artifact had no box of its own."""
+    def _boxes(self, report: ArtifactReport, hints: list[Box]) -> tuple[list[Box], bool]:
+        """The boxes to mask for one report (its own and, with ``unboxed="locate"``, occlusion's), and whether some
+        artifact had no box of its own."""
         boxes = [tuple(a.bbox) for a in report.artifacts if a.bbox is not None]
-        unboxed = any(a.bbox is None for a in report.artifacts)
-        if unboxed:
+        missing = any(a.bbox is None for a in report.artifacts)
+        if missing:
             if hints:
                 boxes += hints
             elif self.unboxed == "image":
                 boxes.append((0.0, 0.0, 1.0, 1.0))
-            elif self.unboxed == "locate":
-                boxes += [box for box in dict.fromkeys((located or {}).values()) if box is not None]
-        return [b for b in boxes if b[2] > b[0] and b[3] > b[1]], unboxed  # type: ignore[misc]
+        return [b for b in boxes if b[2] > b[0] and b[3] > b[1]], missing or bool(report.located)  # type: ignore[misc]
 
     def _inpaint(
         self,
