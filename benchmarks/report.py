@@ -196,6 +196,24 @@ SPECS: dict[str, tuple[str, str, str, list[tuple[str, Callable[[dict], str]]]]] 
             ("IoU per kind", _per_kind("per_kind_iou")),
         ],
     ),
+    "repair_settings": (
+        "The demo's repair settings: mask margin and rounds, on tuning images its report never shows",
+        "the chosen setting (the classifier's highest improved share, fewest rounds on a tie) is the demo's; the "
+        "judge's rates are shown, never used to choose (issue 19, item 3)",
+        "python benchmarks/repair_settings.py",
+        [
+            ("margin", _num("margin", "{:.2f}")),
+            ("rounds", _num("rounds", "{}")),
+            ("images (after the report's)", lambda r: f"{r['images']} (after {r['skip']})" if "skip" in r else "-"),
+            ("improved", _num("improved", "{:.3f}")),
+            ("worse", _num("worse", "{:.3f}")),
+            ("classifier artifact rate", _arrow("artifact_rate_before", "artifact_rate_after", "{:.3f}")),
+            ("judge artifact rate", _arrow("judge_artifact_rate_before", "judge_artifact_rate_after", "{:.3f}")),
+            ("mask area", _num("mean_mask_area", "{:.3f}")),
+            ("chosen", lambda r: "yes" if r.get("chosen") else "-"),
+            ("seconds", _num("seconds", "{:.0f}")),
+        ],
+    ),
     "reward_shortcuts": (
         "Which way the reward points: base samples scored before and after a change a generator could make",
         "none of its own: a change that raises the reward on most samples without removing an artifact (noise, "

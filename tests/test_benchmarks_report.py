@@ -21,6 +21,7 @@ SCRIPTS = (
     "kind_learnability",
     "reward_shortcuts",
     "locate_boxes",
+    "repair_settings",
 )
 BEGIN = "<!-- report.py: begin (rendered from benchmarks/results/*.json; do not edit by hand) -->"
 END = "<!-- report.py: end -->"
